@@ -1,0 +1,3 @@
+from distbench.cli import app
+
+app(prog_name="distbench")

@@ -1,0 +1,55 @@
+"""Operator endpoints: GET /api/health and Prometheus text at GET /metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from distbench import __version__
+from distbench.api.deps import BackendDep, EngineDep
+from distbench.api.encode import JSONBody
+from distbench.api.routing import route
+from distbench.api.schemas import Health
+
+router = APIRouter(tags=["operations"])
+prometheus_router = APIRouter(tags=["operations"])
+log = logging.getLogger(__name__)
+
+
+@route(
+    router,
+    "GET",
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be reached."}},
+)
+def health(engine: EngineDep, backend: BackendDep) -> Response:
+    """Liveness and readiness: 200 when the database answers, 503 when it does not."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        database = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        database = "unreachable"
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "backend": backend.name,
+        "version": __version__,
+    }
+    return JSONBody(body, status_code=200 if database == "ok" else 503)
+
+
+@prometheus_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+def prometheus(request: Request) -> Response:
+    """Request counts and latencies, metric points ingested, runs by state."""
+    observability = request.app.state.observability
+    return Response(observability.render(), media_type=observability.content_type)

@@ -1,0 +1,278 @@
+"""Metrics: resource series of pods, training series of runs, and posting points."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from distbench.api import export
+from distbench.api.body import body_doc, read_payload, validate, validate_model
+from distbench.api.deps import ConnDep, EngineDep, SettingsDep, WriterDep
+from distbench.api.encode import JSONBody, pods_series_response, series_response
+from distbench.api.routing import errors, route
+from distbench.api.schemas import (
+    BatchStored,
+    MetricCreate,
+    MetricPublic,
+    PodPoint,
+    RunPoint,
+    format_value,
+)
+from distbench.errors import BodyTooLarge, Forbidden, InvalidInput, NotFound
+from distbench.store import metrics as metric_store
+from distbench.store import pods as pod_store
+from distbench.store import runs as run_store
+from distbench.store.records import MetricPoint
+from distbench.timefmt import format_us, now_us, to_us
+
+router = APIRouter(tags=["metrics"])
+
+_DATETIME = TypeAdapter(dt.datetime)
+_BATCH = TypeAdapter(list[dict[str, Any]])
+
+SinceQuery = Annotated[
+    str | None,
+    Query(
+        description="Only points strictly newer than this ISO 8601 date (default: all).",
+        examples=["2018-08-03T09:21:38.594282Z"],
+    ),
+]
+MaxPointsQuery = Annotated[
+    int | None,
+    Query(
+        ge=2,
+        le=1_000_000,
+        description="Downsample each series to at most this many points, keeping every time "
+        "bucket's lowest and highest point.",
+    ),
+]
+LastNQuery = Annotated[
+    int | None, Query(ge=1, le=10_000_000, description="Only each series' newest N points.")
+]
+FilterQuery = Annotated[
+    str | None, Query(min_length=1, description="Only the metric with exactly this name.")
+]
+
+
+def parse_since(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    # An unencoded "+00:00" arrives as " 00:00" (a query string's "+" is a space).
+    candidate = text.strip().replace(" ", "+") if "T" in text else text.strip()
+    try:
+        return to_us(_DATETIME.validate_python(candidate))
+    except (ValidationError, OverflowError):
+        raise InvalidInput(
+            f"since={text!r} is not an ISO 8601 date: use e.g. 2018-08-03T09:21:38.594282Z",
+            details={"errors": [{"field": "since", "message": "not an ISO 8601 date"}]},
+        ) from None
+
+
+def _spec(
+    since: str | None, metric_filter: str | None, last_n: int | None, max_points: int | None
+) -> metric_store.SeriesQuery:
+    return metric_store.SeriesQuery(
+        since_us=parse_since(since),
+        names=None if metric_filter is None else [metric_filter],
+        last_n=last_n,
+        max_points=max_points,
+    )
+
+
+@route(
+    router,
+    "GET",
+    "/metrics/",
+    response_model=dict[str, dict[str, list[PodPoint]]],
+    responses=errors(400),
+)
+def all_pod_metrics(
+    conn: ConnDep,
+    since: SinceQuery = None,
+    metric_filter: FilterQuery = None,
+    last_n: LastNQuery = None,
+    max_points: MaxPointsQuery = None,
+) -> Response:
+    """Resource metrics (CPU, memory, network) of every pod, past and present, by pod name."""
+    spec = _spec(since, metric_filter, last_n, max_points)
+    return pods_series_response(metric_store.read_all_pod_series(conn=conn, spec=spec))
+
+
+@route(
+    router,
+    "GET",
+    "/metrics/{pod_name_or_run_id}/",
+    response_model=dict[str, list[RunPoint]] | dict[str, list[PodPoint]],
+    responses={
+        **errors(400, 404),
+        200: {
+            "description": "Series by metric name; run points also carry cumulative and "
+            "metadata. With format=csv or zip, a file download.",
+            "content": {"text/csv": {}, "application/zip": {}},
+        },
+    },
+)
+def one_owner_metrics(
+    conn: ConnDep,
+    pod_name_or_run_id: str,
+    since: SinceQuery = None,
+    metric_type: Annotated[
+        Literal["pod", "run"], Query(description="Whether the id names a pod or a run.")
+    ] = "pod",
+    metric_filter: FilterQuery = None,
+    last_n: LastNQuery = None,
+    max_points: MaxPointsQuery = None,
+    format: Annotated[
+        Literal["json", "csv", "zip"] | None,
+        Query(description="Download the series as a file instead."),
+    ] = None,
+) -> Response:
+    """The series of one pod (``metric_type=pod``, the default) or one run (``metric_type=run``)."""
+    spec = _spec(since, metric_filter, last_n, max_points)
+    if metric_type == "run":
+        run_id = _run_id(pod_name_or_run_id)
+        run = run_store.get_run(conn=conn, run_id=run_id)
+        series = metric_store.read_series(conn=conn, run_id=run_id, spec=spec)
+        if format is not None:
+            return export.run_export(conn=conn, run=run, series=series, fmt=format, spec=spec)
+        return series_response(series, with_details=True)
+    pod_name = pod_name_or_run_id
+    if not pod_store.existing_pod_names(conn=conn, names=[pod_name]):
+        raise NotFound(
+            f"no pod named {pod_name!r} (for a run's metrics add ?metric_type=run)",
+            details={"pod_name": pod_name},
+        )
+    series = metric_store.read_series(conn=conn, pod_name=pod_name, spec=spec)
+    if format is not None:
+        return export.pod_export(pod_name=pod_name, series=series, fmt=format)
+    return series_response(series, with_details=False)
+
+
+def _run_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidInput(
+            f"{text!r} is not a run id: with metric_type=run the path holds a run's integer id",
+            details={"errors": [{"field": "pod_name_or_run_id", "message": "not a run id"}]},
+        )
+    return int(text)
+
+
+def _to_point(
+    item: MetricCreate, caller_run_id: int | None, index: int | None = None
+) -> MetricPoint:
+    where = "" if index is None else f"point {index}: "
+    if (item.pod_name is None) == (item.run_id is None):
+        raise InvalidInput(
+            f"{where}give exactly one of pod_name and run_id (they are mutually exclusive)",
+            details={"errors": [{"field": "pod_name/run_id", "message": "exactly one"}]},
+        )
+    if caller_run_id is not None and item.run_id != caller_run_id:
+        raise Forbidden(f"{where}this run token may only post metrics of run {caller_run_id}")
+    return MetricPoint(
+        name=item.name,
+        date_us=now_us() if item.date is None else to_us(item.date),
+        value=item.value,
+        run_id=item.run_id,
+        pod_name=item.pod_name,
+        cumulative=item.cumulative,
+        metadata=item.metadata,
+    )
+
+
+def _store(engine: sa.Engine, points: list[MetricPoint]) -> None:
+    with engine.begin() as conn:
+        metric_store.insert_points(conn=conn, points=points)
+
+
+def _count_ingested(request: Request, points: list[MetricPoint]) -> None:
+    counter = request.app.state.observability.points_ingested
+    runs = sum(1 for p in points if p.run_id is not None)
+    if runs:
+        counter.labels(kind="run").inc(runs)
+    if len(points) - runs:
+        counter.labels(kind="pod").inc(len(points) - runs)
+
+
+@route(
+    router,
+    "POST",
+    "/metrics",
+    status_code=201,
+    response_model=MetricPublic,
+    responses=errors(400, 401, 403, 404, 413),
+    openapi_extra=body_doc(
+        {"$ref": "#/components/schemas/MetricCreate"},
+        description="One point; exactly one of pod_name and run_id.",
+    ),
+)
+async def post_metric(
+    request: Request, caller: WriterDep, settings: SettingsDep, engine: EngineDep
+) -> Response:
+    """Save one metric point of a run or a pod."""
+    item = validate_model(MetricCreate, await read_payload(request, settings.max_body_bytes))
+    point = _to_point(item, caller.run_id)
+    await run_in_threadpool(_store, engine, [point])
+    _count_ingested(request, [point])
+    saved: dict[str, Any] = (
+        {"pod_name": point.pod_name} if point.pod_name is not None else {"run_id": point.run_id}
+    )
+    saved.update(
+        name=point.name,
+        date=format_us(point.date_us),
+        value=format_value(point.value),
+        cumulative=point.cumulative,
+        metadata=point.metadata,
+    )
+    return JSONBody(saved, status_code=201)
+
+
+@route(
+    router,
+    "POST",
+    "/metrics/batch",
+    status_code=201,
+    response_model=BatchStored,
+    responses=errors(400, 401, 403, 404, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A JSON list of points, stored all together or not at all.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/MetricCreate"},
+                        "maxItems": 10_000,
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_metrics_batch(
+    request: Request, caller: WriterDep, settings: SettingsDep, engine: EngineDep
+) -> Response:
+    """Save many points in one atomic request (all stored, or none and an error)."""
+    payload = await read_payload(request, settings.max_body_bytes)
+    if not isinstance(payload, list):
+        raise InvalidInput("the batch body must be a JSON list of metric points")
+    if len(payload) > settings.max_batch_points:
+        raise BodyTooLarge(
+            f"a batch holds at most {settings.max_batch_points} points, this one "
+            f"{len(payload)}: split it",
+            details={"limit_points": settings.max_batch_points},
+        )
+    items = validate(_ITEMS, payload)
+    points = [_to_point(item, caller.run_id, index) for index, item in enumerate(items)]
+    await run_in_threadpool(_store, engine, points)
+    _count_ingested(request, points)
+    return JSONBody({"stored": len(points)}, status_code=201)
+
+
+_ITEMS = TypeAdapter(list[MetricCreate])

@@ -1,0 +1,118 @@
+"""Runs: list, inspect, start, abort, and read their workers' logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from distbench.api.body import body_doc, read_payload, validate_model
+from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
+from distbench.api.encode import JSONBody
+from distbench.api.routing import errors, route
+from distbench.api.schemas import RunCreate, RunLogs, RunPublic, format_optional_dt
+from distbench.errors import Forbidden
+from distbench.store import runs as run_store
+from distbench.store.records import NewRun, RunRecord
+from distbench.timefmt import format_dt
+
+router = APIRouter(tags=["runs"])
+
+RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The run's id.")]
+
+
+def run_public(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "created_at": format_dt(run.created_at),
+        "started_at": format_optional_dt(run.started_at),
+        "finished_at": format_optional_dt(run.finished_at),
+        "state": run.state,
+        "job_id": run.job_id,
+        "job_metadata": run.job_metadata,
+        "num_workers": run.num_workers,
+        "num_cpus": run.num_cpus,
+        "max_bandwidth": run.max_bandwidth,
+        "benchmark": run.benchmark,
+        "backend": run.backend,
+        "options": run.options,
+    }
+
+
+@route(router, "GET", "/runs/", response_model=list[RunPublic])
+def list_runs(conn: ConnDep) -> Response:
+    """All runs (active, failed, finished), newest first."""
+    return JSONBody([run_public(run) for run in run_store.list_runs(conn=conn)])
+
+
+@route(router, "GET", "/runs/{run_id}/", response_model=RunPublic, responses=errors(400, 404))
+def get_run(conn: ConnDep, run_id: RunId) -> Response:
+    """One run by id."""
+    return JSONBody(run_public(run_store.get_run(conn=conn, run_id=run_id)))
+
+
+@route(
+    router,
+    "POST",
+    "/runs/",
+    response_model=RunPublic,
+    responses=errors(400, 401, 403, 409, 413),
+    openapi_extra=body_doc(
+        {"$ref": "#/components/schemas/RunCreate"}, description="The run to start."
+    ),
+)
+async def start_run(
+    request: Request, caller: WriterDep, settings: SettingsDep, orchestrator: OrchestratorDep
+) -> Response:
+    """Start a run; 409 while another is INITIALIZED or STARTED."""
+    if not caller.is_admin:
+        raise Forbidden("a run token may post metrics only; starting runs needs the server token")
+    spec = validate_model(RunCreate, await read_payload(request, settings.max_body_bytes))
+    options = dict(spec.options)
+    if spec.time_limit_s is not None:
+        options["time_limit_s"] = spec.time_limit_s
+    if spec.start_timeout_s is not None:
+        options["start_timeout_s"] = spec.start_timeout_s
+    new = NewRun(
+        name=spec.name,
+        num_workers=spec.num_workers,
+        num_cpus=spec.num_cpus,
+        max_bandwidth=spec.max_bandwidth,
+        benchmark=spec.benchmark,
+        backend=spec.backend,
+        options=options,
+    )
+    run = await run_in_threadpool(orchestrator.create_run, new)
+    return JSONBody(run_public(run))
+
+
+@route(
+    router,
+    "DELETE",
+    "/runs/{run_id}/",
+    response_model=RunPublic,
+    responses=errors(400, 401, 403, 404),
+)
+async def abort_run(run_id: RunId, caller: WriterDep, orchestrator: OrchestratorDep) -> Response:
+    """Abort a run: its workers are stopped, its state becomes ABORTED, its data is kept.
+    An ended run is returned unchanged."""
+    if not caller.is_admin:
+        raise Forbidden("a run token may post metrics only; aborting needs the server token")
+    run = await run_in_threadpool(orchestrator.abort, run_id)
+    return JSONBody(run_public(run))
+
+
+@route(router, "GET", "/runs/{run_id}/logs", response_model=RunLogs, responses=errors(400, 404))
+def run_logs(
+    conn: ConnDep,
+    orchestrator: OrchestratorDep,
+    run_id: RunId,
+    tail: Annotated[int | None, Query(ge=1, le=1_000_000, description="Last N lines only.")] = None,
+) -> Response:
+    """Each worker's stdout and stderr, by pod name."""
+    run = run_store.get_run(conn=conn, run_id=run_id)
+    logs = orchestrator.backend.logs(run, tail_lines=tail)
+    return JSONBody({"run_id": run.id, "logs": dict(logs)})

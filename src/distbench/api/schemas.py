@@ -1,0 +1,178 @@
+"""Public API schemas (``...Create`` in, ``...Public`` out). Storage shapes live in ``store``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from distbench.timefmt import format_dt
+
+
+def _metric_value(raw: object) -> float:
+    # bool is an int subclass; ``true`` as a metric value is a client bug, not 1.0.
+    if isinstance(raw, bool):
+        raise ValueError("must be a number or a string holding one, not a boolean")
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str) and "_" not in raw:
+        try:
+            return float(raw.strip())
+        except ValueError:
+            pass
+    raise ValueError(f'{raw!r} is not a number: send e.g. 0.7845, "0.7845", "nan" or "inf"')
+
+
+# What float() accepts, less its oddities (underscores), for the OpenAPI document.
+_NUMBER_TEXT = (
+    r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+    r"|[Nn][Aa][Nn]|[Ii][Nn][Ff]([Ii][Nn][Ii][Tt][Yy])?)\s*$"
+)
+
+MetricValue = Annotated[
+    float,
+    BeforeValidator(_metric_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {
+                    "type": "string",
+                    "pattern": _NUMBER_TEXT,
+                },
+            ],
+            "description": "A number, or a string holding one; nan, inf and -inf are accepted.",
+        }
+    ),
+]
+
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+PodName = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_input"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error response."""
+
+    error: ErrorDetail
+
+
+class PodPublic(BaseModel):
+    name: str
+    labels: str = Field(
+        description="The pod's labels written as the seed writes them: a Python dict literal.",
+        examples=["{'app': 'distbench', 'component': 'worker', 'release': 'demo', 'run-id': '3'}"],
+    )
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+    ip: str
+
+
+class MetricCreate(BaseModel):
+    """One metric point. Exactly one of ``pod_name`` and ``run_id``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pod_name: PodName | None = None
+    run_id: int | None = Field(default=None, ge=1)
+    name: MetricName
+    date: dt.datetime | None = Field(
+        default=None, description="ISO 8601; no offset means UTC; default: now."
+    )
+    value: MetricValue
+    cumulative: bool = False
+    metadata: str = Field(default="", max_length=10_000)
+
+
+class MetricPublic(BaseModel):
+    """A stored point as POST /api/metrics answers it."""
+
+    pod_name: str | None = None
+    run_id: int | None = None
+    name: str
+    date: str
+    value: str
+    cumulative: bool
+    metadata: str
+
+
+class BatchStored(BaseModel):
+    stored: int = Field(description="How many points were stored (all of those sent).")
+
+
+class PodPoint(BaseModel):
+    date: str = Field(examples=["2018-08-03T09:21:38.594282Z"])
+    value: str = Field(examples=["0.188236813"])
+
+
+class RunPoint(PodPoint):
+    cumulative: bool
+    metadata: str
+
+
+class RunCreate(BaseModel):
+    """A run to start. Fields other than these are ignored (MLBench's clients send more)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=100)
+    num_workers: int = Field(ge=1, le=256, description="Number of workers (processes or pods).")
+    num_cpus: float = Field(default=1.0, gt=0, le=1024, description="Cores per worker.")
+    max_bandwidth: float | None = Field(
+        default=None, gt=0, le=100_000, description="Egress cap per worker, Mbit/s; null: none."
+    )
+    benchmark: str = Field(default="digits", min_length=1, max_length=100)
+    backend: Literal["gloo", "nccl", "mpi"] = Field(
+        default="gloo", description="torch.distributed backend."
+    )
+    time_limit_s: float | None = Field(default=None, gt=0, description="Fail the run after this.")
+    start_timeout_s: float | None = Field(
+        default=None, gt=0, description="Fail the run if its workers have not all started by then."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Benchmark task options.")
+
+
+class RunPublic(BaseModel):
+    id: int
+    name: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    state: Literal["INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"]
+    job_id: str
+    job_metadata: dict[str, Any]
+    num_workers: int
+    num_cpus: float
+    max_bandwidth: float | None
+    benchmark: str
+    backend: str
+    options: dict[str, Any]
+
+
+class RunLogs(BaseModel):
+    run_id: int
+    logs: dict[str, str] = Field(description="Each worker's output, by pod name.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    backend: str
+    version: str
+
+
+def format_value(value: float) -> str:
+    """A stored value as the API shows it: the shortest text that reads back as the same float."""
+    if math.isnan(value):
+        return "nan"
+    return repr(value)
+
+
+def format_optional_dt(value: dt.datetime | None) -> str | None:
+    return None if value is None else format_dt(value)

@@ -1,0 +1,107 @@
+"""``create_app(settings)``: nothing is built at import; the lifespan builds the engine,
+orchestrator and collector and tears them down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from distbench import __version__
+from distbench.api import api_router, operations_router
+from distbench.api import errors as api_errors
+from distbench.api.encode import JSONBody
+from distbench.api.observability import Observability, ObservabilityMiddleware
+from distbench.backends import ClusterBackend, create_backend
+from distbench.collector import Collector
+from distbench.orchestrator import Orchestrator
+from distbench.settings import Settings
+from distbench.store import schema
+from distbench.store.engine import create_engine, is_sqlite
+
+log = logging.getLogger(__name__)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Refuse to serve an out-of-date schema; a fresh SQLite file is migrated on the spot."""
+    engine = create_engine(settings.database_url)
+    try:
+        fresh_sqlite = is_sqlite(settings.database_url) and schema.current_revision(engine) is None
+        schema.ensure_current(engine, upgrade_if_behind=fresh_sqlite)
+    finally:
+        engine.dispose()
+
+
+def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> FastAPI:
+    """The server. ``backend`` replaces the one ``settings`` names (tests pass a fake)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_database(settings)
+        engine = create_engine(settings.database_url)
+        chosen = backend if backend is not None else create_backend(settings)
+        token = settings.token.get_secret_value() if settings.token is not None else None
+        orchestrator = Orchestrator(
+            engine=engine,
+            backend=chosen,
+            server_url=settings.advertised_url,
+            server_token=token,
+            start_timeout_s=settings.start_timeout_s,
+        )
+        collector = Collector(engine=engine, backend=chosen, interval_s=settings.collect_interval_s)
+        app.state.engine = engine
+        app.state.orchestrator = orchestrator
+        app.state.collector = collector
+        orchestrator.start()
+        collector.start()
+        try:
+            yield
+        finally:
+            collector.close()
+            orchestrator.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="distbench",
+        version=__version__,
+        summary="MLBench's dashboard API: runs of distributed training, their metrics, pods.",
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.observability = Observability()
+    app.include_router(api_router)
+    app.include_router(operations_router)
+    api_errors.install(app)
+    app.add_middleware(ObservabilityMiddleware, observability=app.state.observability)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, made true: bad input is a 400 in ``ErrorBody``, never a 422."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": "Bad input",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    },
+                }
+    schemas = document.get("components", {}).get("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,16 @@
+"""Backends run the workers of a run. ``create_backend`` picks one by name."""
+
+from __future__ import annotations
+
+from distbench.backends.base import ClusterBackend, LaunchReport, PodInfo, RunStatus
+from distbench.settings import Settings
+
+__all__ = ["ClusterBackend", "LaunchReport", "PodInfo", "RunStatus", "create_backend"]
+
+
+def create_backend(settings: Settings) -> ClusterBackend:
+    """The backend ``settings.backend`` names. Tests pass a ``FakeBackend`` to ``create_app``
+    directly; users never get the fake."""
+    from distbench.backends.local import LocalBackend
+
+    return LocalBackend(settings)

@@ -1,0 +1,72 @@
+"""The seam between the orchestrator and whatever runs workers (processes, a cluster, a fake)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from distbench.store.records import NewRun, RunRecord
+
+PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """A worker as GET /api/pods/ shows it."""
+
+    name: str
+    labels: Mapping[str, str]
+    phase: PodPhase
+    ip: str
+    run_id: int | None = None
+    rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """What the backend sees of a run's workers right now."""
+
+    state: Literal["starting", "running", "succeeded", "failed", "gone"]
+    reason: str = ""
+    exit_codes: Mapping[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchReport:
+    """How the backend applied a run's limits, recorded in ``job_metadata``."""
+
+    pods: list[PodInfo]
+    applied: Mapping[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ClusterBackend(Protocol):
+    """Creates, watches and removes the workers of runs.
+
+    Implementations must be safe to call from several threads. ``check`` runs before the run is
+    stored and refuses, with a 400, (``LimitUnsupported``) a limit the backend cannot enforce.
+    """
+
+    name: str
+
+    def check(self, new: NewRun) -> None:
+        """Raise ``LimitUnsupported`` or ``InvalidInput`` if ``new`` cannot be honoured here."""
+
+    def launch(self, run: RunRecord, *, server_url: str, run_token: str | None) -> LaunchReport:
+        """Create the run's workers (returns once they are created, not finished)."""
+
+    def status(self, run: RunRecord) -> RunStatus:
+        """The run's workers' state as the backend sees it now."""
+
+    def list_pods(self) -> list[PodInfo]:
+        """Every worker pod that exists now."""
+
+    def resource_counters(self, pod_name: str) -> Mapping[str, float]:
+        """The pod's cAdvisor-named counters and gauges now; empty if the pod is gone."""
+
+    def logs(self, run: RunRecord, *, tail_lines: int | None = None) -> Mapping[str, str]:
+        """Each worker's combined stdout/stderr, by pod name."""
+
+    def stop(self, run: RunRecord, *, grace_s: float) -> None:
+        """Stop the run's workers (SIGTERM, then SIGKILL after ``grace_s``) and clean up."""

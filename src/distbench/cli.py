@@ -1,0 +1,157 @@
+"""The ``distbench`` command. User errors are one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from distbench.errors import DistbenchError
+from distbench.settings import Settings
+
+app = typer.Typer(
+    name="distbench",
+    help="Benchmark distributed machine-learning training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB "
+        "[env DISTBENCH_DATABASE_URL; default: a SQLite file in the user's data directory]",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"distbench: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def build_settings(**given: Any) -> Settings:
+    """Settings from the options given on the command line, then DISTBENCH_* variables."""
+    chosen = {key: value for key, value in given.items() if value is not None}
+    try:
+        return Settings(**chosen)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "settings"
+        fail(f"bad setting {key}={first.get('input')!r}: {first['msg']}", code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000]")] = None,
+    database_url: DatabaseUrlOption = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer TOKEN' on writes [env DISTBENCH_TOKEN]",
+            show_default=False,
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback address without a token")
+    ] = False,
+    release: Annotated[
+        str | None, typer.Option(help="Release name in pod names and labels")
+    ] = None,
+    collect_interval: Annotated[
+        float | None, typer.Option(help="Seconds between pod resource samples [default: 2]")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start the server: the REST API under /api/ and the dashboard at /."""
+    import uvicorn
+
+    from distbench.app import create_app, prepare_database
+
+    settings = build_settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        token=token,
+        insecure=insecure or None,
+        release=release,
+        collect_interval_s=collect_interval,
+    )
+    if not settings.is_loopback and settings.token is None and not settings.insecure:
+        fail(
+            f"refusing to listen on {settings.host} without a token: anyone who can reach it "
+            "could start runs. Give --token (or DISTBENCH_TOKEN), or --insecure to accept that",
+            code=2,
+        )
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        prepare_database(settings)
+    except DistbenchError as exc:
+        fail(exc.message)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        # Access logs show paths only; the Authorization header is never logged.
+        access_log=log_level == "debug",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrlOption = None) -> None:
+    """Migrate the database to the schema this distbench needs."""
+    from distbench.store import schema
+    from distbench.store.engine import create_engine
+
+    settings = build_settings(database_url=database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        before = schema.current_revision(engine)
+        schema.upgrade(engine)
+        after = schema.current_revision(engine)
+    except Exception as exc:  # connection refused, permissions: one line, not a traceback
+        fail(f"could not upgrade {engine.url.render_as_string(hide_password=True)}: {exc}")
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"database already at revision {after}")
+    else:
+        typer.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrlOption = None) -> None:
+    """Show the database's schema revision and the one this distbench needs."""
+    from distbench.store import schema
+    from distbench.store.engine import create_engine
+
+    settings = build_settings(database_url=database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        current = schema.current_revision(engine)
+    except Exception as exc:
+        fail(f"could not read {engine.url.render_as_string(hide_password=True)}: {exc}")
+    finally:
+        engine.dispose()
+    typer.echo(f"database: {current or 'empty'}; needed: {schema.head_revision()}")
+
+
+def main() -> None:
+    app(prog_name="distbench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The collector thread. Names are cAdvisor's; counters (``*_total``) are stored cumulative."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import sqlalchemy as sa
+
+from distbench.backends.base import ClusterBackend
+from distbench.errors import NotFound
+from distbench.store import metrics as metric_store
+from distbench.store.records import MetricPoint
+from distbench.timefmt import now_us
+
+log = logging.getLogger(__name__)
+
+RESOURCE_METRICS = (
+    "container_cpu_usage_seconds_total",
+    "container_cpu_user_seconds_total",
+    "container_cpu_system_seconds_total",
+    "container_memory_usage_bytes",
+    "container_network_transmit_bytes_total",
+    "container_network_receive_bytes_total",
+)
+
+
+def is_counter(name: str) -> bool:
+    return name.endswith("_total")
+
+
+class Collector:
+    def __init__(self, *, engine: sa.Engine, backend: ClusterBackend, interval_s: float) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.samples_taken = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sample_once()
+            except Exception:
+                log.exception("collector sample failed; trying again next interval")
+
+    def sample_once(self) -> int:
+        """Sample every Running pod once; returns the number of points stored."""
+        points: list[MetricPoint] = []
+        for pod in self.backend.list_pods():
+            if pod.phase != "Running":
+                continue
+            date_us = now_us()
+            for name, value in self.backend.resource_counters(pod.name).items():
+                points.append(
+                    MetricPoint(
+                        name=name,
+                        date_us=date_us,
+                        value=float(value),
+                        pod_name=pod.name,
+                        cumulative=is_counter(name),
+                    )
+                )
+        if not points:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                metric_store.insert_points(conn=conn, points=points)
+        except NotFound as exc:
+            # A pod the orchestrator has not recorded yet (it is being launched); next time.
+            log.debug("collector skipped a sample: %s", exc.message)
+            return 0
+        self.samples_taken += 1
+        return len(points)

@@ -1,0 +1,102 @@
+"""Domain errors. Each has a symbolic code; one table maps codes to HTTP statuses.
+
+The API turns these into the one error body of SPEC.md, and the client turns that body back into
+the same classes, so code on both sides of the wire catches the same exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DistbenchError(Exception):
+    """Base of every error the API reports. ``code`` is stable; ``message`` is for people."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def status_code(self) -> int:
+        return STATUS_BY_CODE.get(self.code, 500)
+
+
+class InvalidInput(DistbenchError):
+    code = "invalid_input"
+
+
+class MalformedBody(DistbenchError):
+    code = "malformed_body"
+
+
+class Unauthenticated(DistbenchError):
+    code = "unauthenticated"
+
+
+class Forbidden(DistbenchError):
+    code = "forbidden"
+
+
+class NotFound(DistbenchError):
+    code = "not_found"
+
+
+class RunActive(DistbenchError):
+    code = "run_active"
+
+
+class BodyTooLarge(DistbenchError):
+    code = "body_too_large"
+
+
+class LimitUnsupported(DistbenchError):
+    """A limit (CPU, bandwidth) the backend cannot enforce: refused, never silently ignored."""
+
+    code = "limit_unsupported"
+
+
+class BackendUnavailable(DistbenchError):
+    code = "backend_unavailable"
+
+
+class SchemaOutOfDate(DistbenchError):
+    code = "schema_out_of_date"
+
+
+STATUS_BY_CODE: dict[str, int] = {
+    InvalidInput.code: 400,
+    MalformedBody.code: 400,
+    LimitUnsupported.code: 400,
+    Unauthenticated.code: 401,
+    Forbidden.code: 403,
+    NotFound.code: 404,
+    "method_not_allowed": 405,
+    RunActive.code: 409,
+    BodyTooLarge.code: 413,
+    "internal_error": 500,
+    BackendUnavailable.code: 503,
+    SchemaOutOfDate.code: 503,
+}
+
+ERROR_BY_CODE: dict[str, type[DistbenchError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidInput,
+        MalformedBody,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        RunActive,
+        BodyTooLarge,
+        LimitUnsupported,
+        BackendUnavailable,
+        SchemaOutOfDate,
+    )
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}

@@ -1,0 +1,198 @@
+"""Run lifecycle: INITIALIZED -> STARTED -> FINISHED | FAILED | ABORTED.
+
+Each transition is one transaction through ``store.runs.transition``, which only moves a run out
+of the states it names; so when a failure, a finish and an abort race, the first one wins and
+the others are no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import sqlalchemy as sa
+
+from distbench.backends.base import ClusterBackend, RunStatus
+from distbench.errors import DistbenchError
+from distbench.orchestrator.tokens import run_token
+from distbench.store import pods as pod_store
+from distbench.store import runs as run_store
+from distbench.store.records import NewRun, RunRecord
+from distbench.store.tables import ACTIVE_STATES
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 5.0
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        backend: ClusterBackend,
+        server_url: str,
+        server_token: str | None,
+        start_timeout_s: float,
+        poll_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.server_url = server_url
+        self.server_token = server_token
+        self.start_timeout_s = start_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self._clock = clock
+        self._launches = ThreadPoolExecutor(max_workers=2, thread_name_prefix="launch")
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        # When this process first saw each active run; timeouts count from here, so runs adopted
+        # after a restart are not failed for time spent while the server was down.
+        self._seen_at: dict[int, float] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.reconcile()
+        self._monitor = threading.Thread(target=self._watch, name="orchestrator", daemon=True)
+        self._monitor.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=10)
+        self._launches.shutdown(wait=True, cancel_futures=False)
+
+    # -- requests ----------------------------------------------------------------------------
+    def create_run(self, new: NewRun) -> RunRecord:
+        """Store the run (409 if one is active) and hand it to the backend in the background.
+
+        A run the backend cannot honour is refused before anything is stored."""
+        self.backend.check(new)
+        with self.engine.begin() as conn:
+            run = run_store.create_run(conn=conn, new=new)
+        self._seen_at[run.id] = self._clock()
+        self._launches.submit(self._launch, run)
+        return run
+
+    def abort(self, run_id: int) -> RunRecord:
+        """Stop the run's workers and mark it ABORTED. An ended run is returned unchanged."""
+        with self.engine.connect() as conn:
+            run = run_store.get_run(conn=conn, run_id=run_id)
+        if not run.is_active:
+            return run
+        self.backend.stop(run, grace_s=STOP_GRACE_S)
+        ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
+        if ended is not None:
+            return ended
+        with self.engine.connect() as conn:
+            return run_store.get_run(conn=conn, run_id=run_id)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _launch(self, run: RunRecord) -> None:
+        token = run_token(self.server_token, run.id) if self.server_token else None
+        try:
+            report = self.backend.launch(run, server_url=self.server_url, run_token=token)
+        except Exception as exc:
+            log.exception("run %s: workers could not be created", run.id)
+            message = exc.message if isinstance(exc, DistbenchError) else repr(exc)
+            self.backend.stop(run, grace_s=0)
+            self._end(run.id, "FAILED", {"error": f"workers could not be created: {message}"})
+            return
+        with self.engine.begin() as conn:
+            for pod in report.pods:
+                pod_store.record_pod(
+                    conn=conn,
+                    name=pod.name,
+                    run_id=run.id,
+                    rank=pod.rank,
+                    labels=pod.labels,
+                    ip=pod.ip,
+                )
+            run_store.update_metadata(
+                conn=conn,
+                run_id=run.id,
+                update={"pods": [pod.name for pod in report.pods], "limits": dict(report.applied)},
+            )
+
+    def _end(self, run_id: int, state: str, update: dict[str, Any]) -> RunRecord | None:
+        with self.engine.begin() as conn:
+            ended = run_store.transition(
+                conn=conn,
+                run_id=run_id,
+                to_state=state,
+                from_states=ACTIVE_STATES,
+                metadata_update=update,
+            )
+        self._seen_at.pop(run_id, None)
+        if ended is not None:
+            log.info("run %s %s: %s", run_id, state, update)
+        return ended
+
+    def reconcile(self) -> None:
+        """Match runs left active by an earlier server process with what the backend has."""
+        with self.engine.connect() as conn:
+            left_active = run_store.active_runs(conn=conn)
+        for run in left_active:
+            status = self.backend.status(run)
+            if status.state in ("running", "starting"):
+                log.info("run %s: adopted after restart", run.id)
+                self._seen_at[run.id] = self._clock()
+                continue
+            self._apply(run, status, restarted=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("orchestrator poll failed; retrying")
+
+    def poll_once(self) -> None:
+        with self.engine.connect() as conn:
+            active = run_store.active_runs(conn=conn)
+        for run in active:
+            self._apply(run, self.backend.status(run), restarted=False)
+
+    def _apply(self, run: RunRecord, status: RunStatus, *, restarted: bool) -> None:
+        exit_codes = dict(status.exit_codes)
+        if status.state == "running" and run.state == "INITIALIZED":
+            with self.engine.begin() as conn:
+                run_store.transition(
+                    conn=conn, run_id=run.id, to_state="STARTED", from_states=("INITIALIZED",)
+                )
+        elif status.state == "succeeded":
+            self._end(run.id, "FINISHED", {"exit_codes": exit_codes})
+        elif status.state == "failed":
+            self._end(run.id, "FAILED", {"error": status.reason, "exit_codes": exit_codes})
+            self.backend.stop(run, grace_s=STOP_GRACE_S)
+        elif status.state == "gone":
+            why = (
+                "the server restarted and the run's workers were gone"
+                if restarted
+                else (f"the run's workers disappeared ({status.reason})")
+            )
+            self._end(run.id, "FAILED", {"error": why, "exit_codes": exit_codes})
+            self.backend.stop(run, grace_s=0)
+        else:
+            self._check_deadlines(run, status)
+
+    def _check_deadlines(self, run: RunRecord, status: RunStatus) -> None:
+        seen_at = self._seen_at.setdefault(run.id, self._clock())
+        elapsed_s = self._clock() - seen_at
+        start_timeout_s = float(run.options.get("start_timeout_s", self.start_timeout_s))
+        time_limit_s = run.options.get("time_limit_s")
+        reason = None
+        if status.state == "starting" and elapsed_s > start_timeout_s:
+            reason = f"workers did not all start within start_timeout_s={start_timeout_s:g}"
+            if status.reason:
+                reason += f": {status.reason}"
+        elif time_limit_s is not None and elapsed_s > float(time_limit_s):
+            reason = f"the run exceeded its time_limit_s={float(time_limit_s):g}"
+        if reason is not None:
+            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            self._end(run.id, "FAILED", {"error": reason})

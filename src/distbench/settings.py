@@ -1,0 +1,73 @@
+"""The one settings class, built once (by the CLI or a test) and passed down."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("distbench", appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'distbench.db'}"
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Environment variables use the prefix ``DISTBENCH_``."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTBENCH_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    database_url: str = Field(default_factory=default_database_url)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    token: SecretStr | None = None
+    insecure: bool = False
+    release: str = Field(default="distbench", pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+    backend: Literal["local"] = "local"
+    collect_interval_s: float = Field(default=2.0, gt=0)
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    # Limits on what one request may carry, so a client cannot exhaust the server's memory.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_batch_points: int = Field(default=10_000, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "postgresql")):
+            raise ValueError(
+                f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST:PORT/DB"
+            )
+        return url
+
+    advertise_url: str | None = Field(
+        default=None, description="The URL workers use to reach this server (default: derived)."
+    )
+
+    @property
+    def advertised_url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

@@ -1,0 +1,55 @@
+"""Plain records the store hands out; the API turns them into its public schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    name: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    state: str
+    job_id: str
+    job_metadata: dict[str, Any]
+    num_workers: int
+    num_cpus: float
+    max_bandwidth: float | None
+    benchmark: str
+    backend: str
+    options: dict[str, Any]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ("INITIALIZED", "STARTED")
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What a caller asks for; the store adds id, dates, state and job id."""
+
+    name: str
+    num_workers: int
+    num_cpus: float
+    max_bandwidth: float | None
+    benchmark: str
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One point to store. Exactly one of ``run_id`` and ``pod_name`` is set."""
+
+    name: str
+    date_us: int
+    value: float
+    run_id: int | None = None
+    pod_name: str | None = None
+    cumulative: bool = False
+    metadata: str = ""

@@ -1,0 +1,144 @@
+"""Reading and writing runs. Every state change goes through ``transition``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from distbench.errors import NotFound, RunActive
+from distbench.store.records import NewRun, RunRecord
+from distbench.store.tables import ACTIVE_STATES, runs
+
+
+def _naive_utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _record(row: sa.Row[Any]) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        name=m["name"],
+        created_at=m["created_at"].replace(tzinfo=dt.UTC),
+        started_at=m["started_at"] and m["started_at"].replace(tzinfo=dt.UTC),
+        finished_at=m["finished_at"] and m["finished_at"].replace(tzinfo=dt.UTC),
+        state=m["state"],
+        job_id=m["job_id"],
+        job_metadata=dict(m["job_metadata"]),
+        num_workers=m["num_workers"],
+        num_cpus=m["num_cpus"],
+        max_bandwidth=m["max_bandwidth"],
+        benchmark=m["benchmark"],
+        backend=m["backend"],
+        options=dict(m["options"]),
+    )
+
+
+def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
+    """Insert a run in state INITIALIZED, or raise ``RunActive`` if one is active.
+
+    The unique index ``uq_runs_one_active`` decides, so racing requests cannot both win. The
+    insert runs in a savepoint so a refusal leaves the caller's transaction usable.
+    """
+    values = {
+        "name": new.name,
+        "created_at": _naive_utc_now(),
+        "state": "INITIALIZED",
+        "job_id": str(uuid.uuid4()),
+        "job_metadata": {},
+        "num_workers": new.num_workers,
+        "num_cpus": new.num_cpus,
+        "max_bandwidth": new.max_bandwidth,
+        "benchmark": new.benchmark,
+        "backend": new.backend,
+        "options": new.options,
+    }
+    try:
+        with conn.begin_nested():
+            run_id = conn.execute(runs.insert().values(values).returning(runs.c.id)).scalar_one()
+    except sa.exc.IntegrityError as exc:
+        active = conn.execute(
+            sa.select(runs.c.id, runs.c.state).where(runs.c.state.in_(ACTIVE_STATES))
+        ).first()
+        if active is None:  # lost a race with a run that has since ended; not a 409
+            raise
+        raise RunActive(
+            f"run {active.id} is {active.state}: wait for it to end or abort it with "
+            f"DELETE /api/runs/{active.id}/ before starting another",
+            details={"active_run_id": active.id},
+        ) from exc
+    return get_run(conn=conn, run_id=run_id)
+
+
+def get_run(*, conn: sa.Connection, run_id: int) -> RunRecord:
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"no run with id {run_id}", details={"run_id": run_id})
+    return _record(row)
+
+
+def list_runs(*, conn: sa.Connection) -> list[RunRecord]:
+    """All runs, newest first."""
+    rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc())).all()
+    return [_record(row) for row in rows]
+
+
+def active_runs(*, conn: sa.Connection) -> list[RunRecord]:
+    rows = conn.execute(sa.select(runs).where(runs.c.state.in_(ACTIVE_STATES))).all()
+    return [_record(row) for row in rows]
+
+
+def existing_run_ids(*, conn: sa.Connection, run_ids: Iterable[int]) -> set[int]:
+    wanted = set(run_ids)
+    if not wanted:
+        return set()
+    found = conn.execute(sa.select(runs.c.id).where(runs.c.id.in_(wanted))).scalars()
+    return set(found)
+
+
+def transition(
+    *,
+    conn: sa.Connection,
+    run_id: int,
+    to_state: str,
+    from_states: Iterable[str],
+    metadata_update: Mapping[str, Any] | None = None,
+) -> RunRecord | None:
+    """Move a run from one of ``from_states`` to ``to_state``, merging ``metadata_update``
+    into ``job_metadata``. Returns the new record, or None if the run was not in ``from_states``
+    (someone else moved it first: aborts and failures race, and the first one wins).
+    """
+    allowed = tuple(from_states)
+    query = sa.select(runs).where(runs.c.id == run_id, runs.c.state.in_(allowed))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    changes: dict[str, Any] = {"state": to_state}
+    if metadata_update:
+        changes["job_metadata"] = {**row._mapping["job_metadata"], **metadata_update}
+    now = _naive_utc_now()
+    if to_state == "STARTED":
+        changes["started_at"] = now
+    elif to_state not in ACTIVE_STATES:
+        changes["finished_at"] = now
+    conn.execute(sa.update(runs).where(runs.c.id == run_id).values(changes))
+    return get_run(conn=conn, run_id=run_id)
+
+
+def update_metadata(*, conn: sa.Connection, run_id: int, update: Mapping[str, Any]) -> RunRecord:
+    """Merge ``update`` into a run's ``job_metadata`` without touching its state."""
+    query = sa.select(runs.c.job_metadata).where(runs.c.id == run_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = conn.execute(query).scalar_one_or_none()
+    if current is None:
+        raise NotFound(f"no run with id {run_id}", details={"run_id": run_id})
+    merged = {**current, **update}
+    conn.execute(sa.update(runs).where(runs.c.id == run_id).values(job_metadata=merged))
+    return get_run(conn=conn, run_id=run_id)

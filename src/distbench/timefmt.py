@@ -1,0 +1,63 @@
+"""Dates on the wire: ISO 8601 UTC with microseconds and ``Z``; in storage: integer microseconds.
+
+Metric dates are stored as microseconds since the Unix epoch (UTC) so that both databases compare,
+order and bucket them with plain integer arithmetic, and the hot read path formats them without
+building a ``datetime`` per point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US_PER_S = 1_000_000
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already (SPEC.md)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def to_us(value: dt.datetime) -> int:
+    delta = as_utc(value) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * _US_PER_S + delta.microseconds
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_dt(value: dt.datetime) -> str:
+    """``2018-08-03T09:21:38.594282Z``: the seed's form, microseconds always present."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_us(us: int) -> str:
+    return format_dt(EPOCH + dt.timedelta(microseconds=us))
+
+
+class UsFormatter:
+    """Formats many microsecond stamps fast by caching the text of each minute.
+
+    Series of metric points share minutes, so most points cost one dict lookup and one
+    ``%`` format instead of a datetime construction and ``strftime``.
+    """
+
+    def __init__(self) -> None:
+        self._minute_text: dict[int, str] = {}
+
+    def __call__(self, us: int) -> str:
+        seconds, micros = divmod(us, _US_PER_S)
+        minute, second = divmod(seconds, 60)
+        prefix = self._minute_text.get(minute)
+        if prefix is None:
+            start = EPOCH + dt.timedelta(minutes=minute)
+            prefix = self._minute_text[minute] = start.strftime("%Y-%m-%dT%H:%M:")
+        return f"{prefix}{second:02d}.{micros:06d}Z"

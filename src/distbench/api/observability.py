@@ -20,6 +20,8 @@ class Observability:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        # The ``*_created`` series double the output and no dashboard reads them.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "distbench_http_requests",

@@ -10,12 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
 
 from distbench import __version__
 from distbench.api import api_router, operations_router
 from distbench.api import errors as api_errors
 from distbench.api.encode import JSONBody
 from distbench.api.observability import Observability, ObservabilityMiddleware
+from distbench.api.schemas import MetricCreate, RunCreate
 from distbench.backends import ClusterBackend, create_backend
 from distbench.collector import Collector
 from distbench.orchestrator import Orchestrator
@@ -100,7 +102,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                         "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
                     },
                 }
-    schemas = document.get("components", {}).get("schemas", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    # Routes that parse their body themselves (JSON or form) refer to these by name in
+    # ``openapi_extra``; FastAPI does not see them, so without this the references dangle.
+    _, body_schemas = models_json_schema(
+        [(MetricCreate, "validation"), (RunCreate, "validation")],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas.update(body_schemas.get("$defs", {}))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     app.openapi_schema = document

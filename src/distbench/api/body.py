@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from distbench.api.schemas import NO_NUL
 from distbench.errors import BodyTooLarge, InvalidInput, MalformedBody
 
 T = TypeVar("T")
@@ -95,6 +96,8 @@ def invalid_input(errors: Any, *, prefix: tuple[str, ...] = ()) -> InvalidInput:
         field = ".".join(location) or "body"
         message = str(error.get("msg", "is invalid"))
         message = message.removeprefix("Value error, ")
+        if error.get("ctx", {}).get("pattern") == NO_NUL:
+            message = "must not contain NUL characters (\\u0000)"
         problems.append({"field": field, "message": message, "type": error.get("type", "")})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
     if len(problems) > 5:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from distbench.store.metrics import PointRow, Series
 from distbench.timefmt import UsFormatter
@@ -14,7 +14,9 @@ from distbench.timefmt import UsFormatter
 JSON_TYPE = "application/json; charset=utf-8"
 
 
-class JSONBody(Response):
+class JSONBody(JSONResponse):
+    # A JSONResponse, so that FastAPI documents each route's ``response_model`` (for any other
+    # response class the OpenAPI document says the body is a string).
     media_type = JSON_TYPE
 
     def render(self, content: Any) -> bytes:

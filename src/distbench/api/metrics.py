@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +17,8 @@ from distbench.api.deps import ConnDep, EngineDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody, pods_series_response, series_response
 from distbench.api.routing import errors, route
 from distbench.api.schemas import (
+    MAX_RUN_ID,
+    NO_NUL,
     BatchStored,
     MetricCreate,
     MetricPublic,
@@ -56,7 +58,8 @@ LastNQuery = Annotated[
     int | None, Query(ge=1, le=10_000_000, description="Only each series' newest N points.")
 ]
 FilterQuery = Annotated[
-    str | None, Query(min_length=1, description="Only the metric with exactly this name.")
+    str | None,
+    Query(min_length=1, pattern=NO_NUL, description="Only the metric with exactly this name."),
 ]
 
 
@@ -120,7 +123,7 @@ def all_pod_metrics(
 )
 def one_owner_metrics(
     conn: ConnDep,
-    pod_name_or_run_id: str,
+    pod_name_or_run_id: Annotated[str, Path(pattern=NO_NUL)],
     since: SinceQuery = None,
     metric_type: Annotated[
         Literal["pod", "run"], Query(description="Whether the id names a pod or a run.")
@@ -155,7 +158,7 @@ def one_owner_metrics(
 
 
 def _run_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_RUN_ID:
         raise InvalidInput(
             f"{text!r} is not a run id: with metric_type=run the path holds a run's integer id",
             details={"errors": [{"field": "pod_name_or_run_id", "message": "not a run id"}]},

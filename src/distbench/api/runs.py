@@ -39,6 +39,8 @@ def run_public(run: RunRecord) -> dict[str, Any]:
         "benchmark": run.benchmark,
         "backend": run.backend,
         "options": run.options,
+        "time_limit_s": run.time_limit_s,
+        "start_timeout_s": run.start_timeout_s,
     }
 
 
@@ -71,11 +73,6 @@ async def start_run(
     if not caller.is_admin:
         raise Forbidden("a run token may post metrics only; starting runs needs the server token")
     spec = validate_model(RunCreate, await read_payload(request, settings.max_body_bytes))
-    options = dict(spec.options)
-    if spec.time_limit_s is not None:
-        options["time_limit_s"] = spec.time_limit_s
-    if spec.start_timeout_s is not None:
-        options["start_timeout_s"] = spec.start_timeout_s
     new = NewRun(
         name=spec.name,
         num_workers=spec.num_workers,
@@ -83,7 +80,9 @@ async def start_run(
         max_bandwidth=spec.max_bandwidth,
         benchmark=spec.benchmark,
         backend=spec.backend,
-        options=options,
+        options=dict(spec.options),
+        time_limit_s=spec.time_limit_s,
+        start_timeout_s=spec.start_timeout_s,
     )
     run = await run_in_threadpool(orchestrator.create_run, new)
     return JSONBody(run_public(run))

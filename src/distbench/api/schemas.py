@@ -6,9 +6,16 @@ import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
-from distbench.timefmt import format_dt
+from distbench.timefmt import as_utc, format_dt
 
 
 def _metric_value(raw: object) -> float:
@@ -48,8 +55,15 @@ MetricValue = Annotated[
     ),
 ]
 
-MetricName = Annotated[str, Field(min_length=1, max_length=200)]
-PodName = Annotated[str, Field(min_length=1, max_length=253)]
+# Text without NUL characters: PostgreSQL text cannot hold them, so one would be a 500 there
+# (and a 200 on SQLite). Declared as a pattern so the OpenAPI document says so too.
+NO_NUL = r"^[^\x00]*$"
+
+# Run ids are PostgreSQL ``integer``s: a larger one in a query is a database error (a 500).
+MAX_RUN_ID = 2**31 - 1
+
+MetricName = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+PodName = Annotated[str, Field(min_length=1, max_length=253, pattern=NO_NUL)]
 
 
 class ErrorDetail(BaseModel):
@@ -80,14 +94,29 @@ class MetricCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     pod_name: PodName | None = None
-    run_id: int | None = Field(default=None, ge=1)
+    run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
     name: MetricName
     date: dt.datetime | None = Field(
         default=None, description="ISO 8601; no offset means UTC; default: now."
     )
     value: MetricValue
     cumulative: bool = False
-    metadata: str = Field(default="", max_length=10_000)
+    metadata: str = Field(default="", max_length=10_000, pattern=NO_NUL)
+
+    @field_validator("date")
+    @classmethod
+    def _date_in_utc_range(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # "0001-01-01T00:00:00+01:00" parses, but its UTC instant precedes year 1: converting it
+        # later raised OverflowError, a 500 on bad input.
+        if value is None:
+            return None
+        try:
+            return as_utc(value)
+        except OverflowError:
+            raise ValueError(
+                "is outside the dates UTC can hold (years 1 to 9999): send e.g. "
+                "2018-08-03T09:21:38.594282Z"
+            ) from None
 
 
 class MetricPublic(BaseModel):
@@ -121,13 +150,13 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     num_workers: int = Field(ge=1, le=256, description="Number of workers (processes or pods).")
     num_cpus: float = Field(default=1.0, gt=0, le=1024, description="Cores per worker.")
     max_bandwidth: float | None = Field(
         default=None, gt=0, le=100_000, description="Egress cap per worker, Mbit/s; null: none."
     )
-    benchmark: str = Field(default="digits", min_length=1, max_length=100)
+    benchmark: str = Field(default="digits", min_length=1, max_length=100, pattern=NO_NUL)
     backend: Literal["gloo", "nccl", "mpi"] = Field(
         default="gloo", description="torch.distributed backend."
     )
@@ -153,6 +182,8 @@ class RunPublic(BaseModel):
     benchmark: str
     backend: str
     options: dict[str, Any]
+    time_limit_s: float | None
+    start_timeout_s: float | None
 
 
 class RunLogs(BaseModel):

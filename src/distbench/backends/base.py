@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -30,6 +30,8 @@ class RunStatus:
     state: Literal["starting", "running", "succeeded", "failed", "gone"]
     reason: str = ""
     exit_codes: Mapping[str, int | None] = field(default_factory=dict)
+    # The last lines of each failed worker's output, by pod name.
+    log_tails: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,4 +71,12 @@ class ClusterBackend(Protocol):
         """Each worker's combined stdout/stderr, by pod name."""
 
     def stop(self, run: RunRecord, *, grace_s: float) -> None:
-        """Stop the run's workers (SIGTERM, then SIGKILL after ``grace_s``) and clean up."""
+        """Stop the run's workers (SIGTERM, then SIGKILL after ``grace_s``) and remove what
+        was created for them. Idempotent; called for every run that ends, however it ends."""
+
+    def reconcile(self, active: Sequence[RunRecord]) -> None:
+        """At server start: take over the workers of ``active`` runs and clean up after
+        every other run an earlier server process left behind."""
+
+    def close(self) -> None:
+        """Release what the backend holds (the server is shutting down; workers keep running)."""

@@ -4,7 +4,7 @@ them through their phases, so the API and orchestrator are tested without proces
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
 from distbench.errors import BackendUnavailable, LimitUnsupported
@@ -78,6 +78,12 @@ class FakeBackend:
         self._end(run.id, RunStatus(state="gone", reason="stopped"), phase="Failed")
         with self._lock:
             self.stopped.append(run.id)
+
+    def reconcile(self, active: Sequence[RunRecord]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
     # -- what tests use to drive it ----------------------------------------------------------
     def finish(self, run_id: int) -> None:

@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
+from distbench import benchmarks
 from distbench.backends.base import ClusterBackend, RunStatus
 from distbench.errors import DistbenchError
 from distbench.orchestrator.tokens import run_token
@@ -66,12 +68,15 @@ class Orchestrator:
         if self._monitor is not None:
             self._monitor.join(timeout=10)
         self._launches.shutdown(wait=True, cancel_futures=False)
+        self.backend.close()
 
     # -- requests ----------------------------------------------------------------------------
     def create_run(self, new: NewRun) -> RunRecord:
         """Store the run (409 if one is active) and hand it to the backend in the background.
 
-        A run the backend cannot honour is refused before anything is stored."""
+        A run the backend cannot honour is refused before anything is stored. The stored
+        options are the task's complete options, defaults included, so a run can be repeated."""
+        new = replace(new, options=benchmarks.resolve_options(new.benchmark, new.options))
         self.backend.check(new)
         with self.engine.begin() as conn:
             run = run_store.create_run(conn=conn, new=new)
@@ -137,6 +142,7 @@ class Orchestrator:
         """Match runs left active by an earlier server process with what the backend has."""
         with self.engine.connect() as conn:
             left_active = run_store.active_runs(conn=conn)
+        self.backend.reconcile(left_active)
         for run in left_active:
             status = self.backend.status(run)
             if status.state in ("running", "starting"):
@@ -167,9 +173,14 @@ class Orchestrator:
                 )
         elif status.state == "succeeded":
             self._end(run.id, "FINISHED", {"exit_codes": exit_codes})
-        elif status.state == "failed":
-            self._end(run.id, "FAILED", {"error": status.reason, "exit_codes": exit_codes})
             self.backend.stop(run, grace_s=STOP_GRACE_S)
+        elif status.state == "failed":
+            # Stop the survivors first: they are stuck in a collective with the dead rank.
+            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            update = {"error": status.reason, "exit_codes": exit_codes}
+            if status.log_tails:
+                update["worker_log_tails"] = dict(status.log_tails)
+            self._end(run.id, "FAILED", update)
         elif status.state == "gone":
             why = (
                 "the server restarted and the run's workers were gone"
@@ -184,15 +195,15 @@ class Orchestrator:
     def _check_deadlines(self, run: RunRecord, status: RunStatus) -> None:
         seen_at = self._seen_at.setdefault(run.id, self._clock())
         elapsed_s = self._clock() - seen_at
-        start_timeout_s = float(run.options.get("start_timeout_s", self.start_timeout_s))
-        time_limit_s = run.options.get("time_limit_s")
+        start_timeout_s = run.start_timeout_s or self.start_timeout_s
+        time_limit_s = run.time_limit_s
         reason = None
         if status.state == "starting" and elapsed_s > start_timeout_s:
             reason = f"workers did not all start within start_timeout_s={start_timeout_s:g}"
             if status.reason:
                 reason += f": {status.reason}"
         elif time_limit_s is not None and elapsed_s > float(time_limit_s):
-            reason = f"the run exceeded its time_limit_s={float(time_limit_s):g}"
+            reason = f"the run exceeded its time_limit_s={time_limit_s:g}"
         if reason is not None:
             self.backend.stop(run, grace_s=STOP_GRACE_S)
             self._end(run.id, "FAILED", {"error": reason})

@@ -181,12 +181,22 @@ def _downsampled_in_sql(
         highs = base.with_only_columns(*_POINT_COLUMNS, sa.func.max(metrics.c.value))
         lows, highs = lows.group_by(bucket), highs.group_by(bucket)
     else:
-        ordered = base.add_columns(bucket.label("bucket")).order_by(None)
-        lows = ordered.distinct(bucket).order_by(bucket, metrics.c.value.asc().nulls_last())
-        highs = ordered.distinct(bucket).order_by(bucket, metrics.c.value.desc().nulls_last())
+        ordered = _distinct_on(base.add_columns(bucket.label("bucket")).order_by(None), bucket)
+        lows = ordered.order_by(bucket, metrics.c.value.asc().nulls_last())
+        highs = ordered.order_by(bucket, metrics.c.value.desc().nulls_last())
     chosen = {_point(row): None for row in conn.execute(lows)}
     chosen.update((_point(row), None) for row in conn.execute(highs))
     return sorted(chosen, key=_date_of)[:max_points]
+
+
+def _distinct_on(query: sa.Select[Any], expr: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """PostgreSQL's ``DISTINCT ON (expr)``. SQLAlchemy 2.1 deprecates ``.distinct(expr)`` (a
+    warning, an error under pytest) in favour of ``distinct_on``, which 2.0 lacks."""
+    try:
+        from sqlalchemy.dialects.postgresql import distinct_on
+    except ImportError:  # SQLAlchemy 2.0
+        return query.distinct(expr)
+    return query.ext(distinct_on(expr))
 
 
 def _date_of(point: PointRow) -> int:

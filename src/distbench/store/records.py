@@ -23,6 +23,8 @@ class RunRecord:
     benchmark: str
     backend: str
     options: dict[str, Any]
+    time_limit_s: float | None = None
+    start_timeout_s: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -40,6 +42,8 @@ class NewRun:
     benchmark: str
     backend: str
     options: dict[str, Any] = field(default_factory=dict)
+    time_limit_s: float | None = None
+    start_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

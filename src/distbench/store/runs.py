@@ -35,6 +35,8 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         benchmark=m["benchmark"],
         backend=m["backend"],
         options=dict(m["options"]),
+        time_limit_s=m["time_limit_s"],
+        start_timeout_s=m["start_timeout_s"],
     )
 
 
@@ -56,6 +58,8 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
         "benchmark": new.benchmark,
         "backend": new.backend,
         "options": new.options,
+        "time_limit_s": new.time_limit_s,
+        "start_timeout_s": new.start_timeout_s,
     }
     try:
         with conn.begin_nested():

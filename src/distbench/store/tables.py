@@ -37,6 +37,8 @@ runs = sa.Table(
     sa.Column("benchmark", sa.String(100), nullable=False),
     sa.Column("backend", sa.String(16), nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("time_limit_s", sa.Float),
+    sa.Column("start_timeout_s", sa.Float),
     sa.CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),
 )
 

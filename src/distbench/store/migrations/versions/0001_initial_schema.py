@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("benchmark", sa.String(length=100), nullable=False),
         sa.Column("backend", sa.String(length=16), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column("time_limit_s", sa.Float(), nullable=True),
+        sa.Column("start_timeout_s", sa.Float(), nullable=True),
         sa.CheckConstraint(
             "state IN ('INITIALIZED', 'STARTED', 'FINISHED', 'FAILED', 'ABORTED')",
             name=op.f("ck_runs_state"),

@@ -1,0 +1,454 @@
+"""The local backend: each rank a process on this machine, held to its CPUs by a CFS quota (or
+affinity) and, when it can, put in its own network namespace with its egress shaped by ``tc``.
+
+Workers run in their own sessions, so they outlive a crash of the server; what they need to be
+found again (pids, namespaces, cgroups) is kept in ``<data_dir>/runs/<job_id>/state.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+
+from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
+from distbench.backends.limits import cpu, network
+from distbench.backends.local_state import RunState, WorkerState, net_as_dict
+from distbench.backends.relay import Relay, socket_path_for
+from distbench.errors import InvalidInput
+from distbench.settings import Settings
+from distbench.store.records import NewRun, RunRecord
+
+log = logging.getLogger(__name__)
+
+NAMESPACED_MASTER_PORT = 29500
+LOG_TAIL_LINES = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runs_dir = settings.data_dir / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.cpu = cpu.CpuLimiter()
+        self.namespaces_problem = network.namespaces_available()
+        self._lock = threading.RLock()
+        self._runs: dict[int, RunState] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._relay: Relay | None = None
+
+    # -- the protocol ------------------------------------------------------------------------
+    def check(self, new: NewRun) -> None:
+        if new.backend != "gloo":
+            raise InvalidInput(
+                f"backend={new.backend!r} is not available on the local CPU backend: use gloo",
+                details={"errors": [{"field": "backend", "message": "only gloo here"}]},
+            )
+        self.cpu.check(new.num_cpus)
+        network.check_bandwidth(new.max_bandwidth)
+
+    def launch(self, run: RunRecord, *, server_url: str, run_token: str | None) -> LaunchReport:
+        tag = secrets.token_hex(3)
+        directory = self.runs_dir / run.job_id
+        directory.mkdir(parents=True, exist_ok=True)
+        state = RunState(run_id=run.id, job_id=run.job_id, directory=str(directory))
+        net = None
+        if self.namespaces_problem is None:
+            net = network.create(tag, run.num_workers, run.max_bandwidth)
+        state.net = net_as_dict(net)
+        state.save()
+        with self._lock:
+            self._runs[run.id] = state
+        try:
+            limits = self._start_workers(run, state, net, server_url, run_token)
+        except Exception:
+            self.stop(run, grace_s=0)
+            raise
+        state.save()
+        applied: dict[str, object] = {
+            "cpu_method": limits[0].method,
+            "cpu_limit": limits[0].describe(),
+            "torch_threads": max(1, math.ceil(run.num_cpus)),
+            "network": (
+                f"namespaces on bridge {net.bridge}, subnet {net.subnet}"
+                if net is not None
+                else "loopback (no namespaces: " + str(self.namespaces_problem) + ")"
+            ),
+            "bandwidth_limit": (
+                f"HTB {run.max_bandwidth:g} Mbit/s egress per worker"
+                if run.max_bandwidth is not None
+                else "none"
+            ),
+        }
+        return LaunchReport(pods=self._pods_of(state), applied=applied)
+
+    def status(self, run: RunRecord) -> RunStatus:
+        state = self._state(run)
+        if state is None or not state.workers:
+            return RunStatus(state="gone", reason="no workers were recorded for this run")
+        exit_codes = {w.pod_name: self._exit_code(w, Path(state.directory)) for w in state.workers}
+        failed = [w for w in state.workers if exit_codes[w.pod_name] not in (None, 0)]
+        if failed:
+            first = min(failed, key=lambda w: self._exit_seen_at(w))
+            code = exit_codes[first.pod_name]
+            assert code is not None
+            tails = {w.pod_name: tail(Path(w.log_path), LOG_TAIL_LINES) for w in failed}
+            return RunStatus(
+                state="failed",
+                reason=f"worker {first.pod_name} (rank {first.rank}) {describe_exit(code)}",
+                exit_codes=exit_codes,
+                log_tails=tails,
+            )
+        if all(code == 0 for code in exit_codes.values()):
+            return RunStatus(state="succeeded", exit_codes=exit_codes)
+        directory = Path(state.directory)
+        waiting = [
+            w.rank for w in state.workers if not (directory / f"{w.pod_name}.ready").exists()
+        ]
+        if waiting:
+            return RunStatus(
+                state="starting",
+                reason=f"ranks {', '.join(map(str, waiting))} have not joined the process group",
+                exit_codes=exit_codes,
+            )
+        return RunStatus(state="running", exit_codes=exit_codes)
+
+    def list_pods(self) -> list[PodInfo]:
+        with self._lock:
+            states = [s for s in self._runs.values() if not s.cleaned]
+        return [pod for state in states for pod in self._pods_of(state)]
+
+    def resource_counters(self, pod_name: str) -> Mapping[str, float]:
+        worker = self._worker(pod_name)
+        if worker is None:
+            return {}
+        process = _process(worker)
+        if process is None:
+            return {}
+        try:
+            with process.oneshot():
+                tree = [process, *process.children(recursive=True)]
+            user = system = rss = 0.0
+            for member in tree:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    user += times.user + times.children_user
+                    system += times.system + times.children_system
+                    rss += member.memory_info().rss
+        except psutil.Error:
+            return {}
+        counters = {
+            "container_cpu_usage_seconds_total": user + system,
+            "container_cpu_user_seconds_total": user,
+            "container_cpu_system_seconds_total": system,
+            "container_memory_usage_bytes": rss,
+        }
+        if worker.host_veth is not None and worker.namespace is not None:
+            counters.update(
+                network.counters(network.WorkerNet(worker.namespace, worker.host_veth, worker.ip))
+            )
+        return counters
+
+    def logs(self, run: RunRecord, *, tail_lines: int | None = None) -> Mapping[str, str]:
+        state = self._state(run)
+        if state is None:
+            return {}
+        result = {}
+        for worker in state.workers:
+            path = Path(worker.log_path)
+            result[worker.pod_name] = (
+                tail(path, tail_lines) if tail_lines is not None else read_text(path)
+            )
+        return result
+
+    def stop(self, run: RunRecord, *, grace_s: float) -> None:
+        state = self._state(run)
+        if state is None or state.cleaned:
+            return
+        alive = [p for w in state.workers if (p := _process(w)) is not None]
+        for process in alive:
+            _signal_group(process.pid, signal.SIGTERM)
+        _, still_alive = psutil.wait_procs(alive, timeout=max(grace_s, 0.0))
+        for process in still_alive:
+            _signal_group(process.pid, signal.SIGKILL)
+        psutil.wait_procs(still_alive, timeout=5)
+        for worker in state.workers:
+            popen = self._procs.pop(worker.pod_name, None)
+            if popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    popen.wait(timeout=5)
+                    self._record_exit(worker, Path(state.directory), popen.returncode)
+        self._clean(state)
+
+    def reconcile(self, active: Sequence[RunRecord]) -> None:
+        """Adopt the workers of ``active`` runs; stop and clean up after every other run this
+        data directory knows that was left uncleaned (a server killed mid-run)."""
+        active_jobs = {run.job_id: run for run in active}
+        for directory in sorted(self.runs_dir.iterdir()):
+            state = RunState.load(directory)
+            if state is None or state.cleaned:
+                continue
+            if state.job_id in active_jobs:
+                with self._lock:
+                    self._runs[state.run_id] = state
+                continue
+            log.info("run %s: cleaning up what an earlier server left", state.run_id)
+            with self._lock:
+                self._runs[state.run_id] = state
+            for worker in state.workers:
+                process = _process(worker)
+                if process is not None:
+                    _signal_group(process.pid, signal.SIGKILL)
+            self._clean(state)
+
+    def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _start_workers(
+        self,
+        run: RunRecord,
+        state: RunState,
+        net: network.RunNet | None,
+        server_url: str,
+        run_token: str | None,
+    ) -> list[cpu.CpuLimit]:
+        master_addr = net.workers[0].ip if net is not None else "127.0.0.1"
+        master_port = NAMESPACED_MASTER_PORT if net is not None else free_port()
+        socket_path = self._ensure_relay(server_url) if net is not None else None
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")}
+        limits = []
+        for rank in range(run.num_workers):
+            pod_name = f"{self.settings.release}-worker-{run.id}-{rank}"
+            limit = self.cpu.create(
+                f"{self.settings.release}-{run.job_id}-{rank}", run.num_cpus, rank
+            )
+            limits.append(limit)
+            threads = str(max(1, math.ceil(run.num_cpus)))
+            env = {
+                **base_env,
+                "RANK": str(rank),
+                "WORLD_SIZE": str(run.num_workers),
+                "LOCAL_RANK": str(rank),
+                "LOCAL_WORLD_SIZE": str(run.num_workers),
+                "MASTER_ADDR": master_addr,
+                "MASTER_PORT": str(master_port),
+                "GLOO_SOCKET_IFNAME": network.IFNAME if net is not None else "lo",
+                "OMP_NUM_THREADS": threads,
+                "DISTBENCH_RUN_ID": str(run.id),
+                "DISTBENCH_POD_NAME": pod_name,
+                "DISTBENCH_SERVER_URL": server_url,
+                "DISTBENCH_BENCHMARK": run.benchmark,
+                "DISTBENCH_OPTIONS": json.dumps(run.options),
+                "DISTBENCH_NUM_CPUS": str(run.num_cpus),
+                "DISTBENCH_DIST_BACKEND": run.backend,
+                "DISTBENCH_STATUS_DIR": state.directory,
+                "PYTHONUNBUFFERED": "1",
+            }
+            if socket_path is not None:
+                env["DISTBENCH_SERVER_SOCKET"] = str(socket_path)
+            if run_token is not None:
+                env["DISTBENCH_TOKEN"] = run_token
+            command = [sys.executable, "-m", "distbench.worker"]
+            worker_net = net.workers[rank] if net is not None else None
+            if worker_net is not None:
+                command = ["ip", "netns", "exec", worker_net.namespace, *command]
+            command = cpu.wrap_command(limit, command)
+            log_path = Path(state.directory) / f"{pod_name}.log"
+            with log_path.open("ab") as log_file:
+                popen = subprocess.Popen(  # noqa: S603 -- arguments built here, no shell string
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=state.directory,
+                    # Own session: a worker survives (and is not signalled with) the server.
+                    start_new_session=True,
+                )
+            self._procs[pod_name] = popen
+            state.workers.append(
+                WorkerState(
+                    pod_name=pod_name,
+                    rank=rank,
+                    pid=popen.pid,
+                    create_time=psutil.Process(popen.pid).create_time(),
+                    ip=worker_net.ip if worker_net is not None else "127.0.0.1",
+                    log_path=str(log_path),
+                    cgroup=limit.cgroup,
+                    namespace=worker_net.namespace if worker_net is not None else None,
+                    host_veth=worker_net.host_veth if worker_net is not None else None,
+                )
+            )
+        return limits
+
+    def _ensure_relay(self, server_url: str) -> Path:
+        with self._lock:
+            if self._relay is None:
+                target = urlsplit(server_url)
+                relay = Relay(
+                    socket_path_for(self.settings.data_dir),
+                    target.hostname or "127.0.0.1",
+                    target.port or 80,
+                )
+                relay.start()
+                self._relay = relay
+            return self._relay.path
+
+    def _state(self, run: RunRecord) -> RunState | None:
+        with self._lock:
+            state = self._runs.get(run.id)
+            if state is not None and state.job_id == run.job_id:
+                return state
+            loaded = RunState.load(self.runs_dir / run.job_id)
+            if loaded is not None:
+                self._runs[run.id] = loaded
+            return loaded
+
+    def _worker(self, pod_name: str) -> WorkerState | None:
+        with self._lock:
+            for state in self._runs.values():
+                for worker in state.workers:
+                    if worker.pod_name == pod_name:
+                        return worker
+        return None
+
+    def _exit_code(self, worker: WorkerState, directory: Path) -> int | None:
+        popen = self._procs.get(worker.pod_name)
+        if popen is not None:
+            code = popen.poll()
+            if code is not None:
+                self._record_exit(worker, directory, code)
+            return code
+        if _process(worker) is not None:
+            return None
+        recorded = directory / f"{worker.pod_name}.exit"
+        try:
+            return int(recorded.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            # Gone without a status: killed (SIGKILL, OOM) while no server was watching.
+            return -int(signal.SIGKILL)
+
+    def _record_exit(self, worker: WorkerState, directory: Path, code: int) -> None:
+        path = directory / f"{worker.pod_name}.exit"
+        if not path.exists():
+            path.write_text(f"{code}\n")
+
+    def _exit_seen_at(self, worker: WorkerState) -> float:
+        path = Path(worker.log_path).parent / f"{worker.pod_name}.exit"
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return time.time()
+
+    def _pods_of(self, state: RunState) -> list[PodInfo]:
+        directory = Path(state.directory)
+        pods = []
+        for worker in state.workers:
+            code = self._exit_code(worker, directory)
+            phase: PodPhase
+            if code is None:
+                ready = (directory / f"{worker.pod_name}.ready").exists()
+                phase = "Running" if ready else "Pending"
+            else:
+                phase = "Succeeded" if code == 0 else "Failed"
+            pods.append(
+                PodInfo(
+                    name=worker.pod_name,
+                    labels={
+                        "app": "distbench",
+                        "component": "worker",
+                        "release": self.settings.release,
+                        "run-id": str(state.run_id),
+                    },
+                    phase=phase,
+                    ip=worker.ip,
+                    run_id=state.run_id,
+                    rank=worker.rank,
+                )
+            )
+        return pods
+
+    def _clean(self, state: RunState) -> None:
+        net = state.run_net()
+        if net is not None:
+            network.destroy(net)
+        for worker in state.workers:
+            cpu.remove(worker.cgroup)
+        state.cleaned = True
+        with contextlib.suppress(OSError):
+            state.save()
+
+
+def _process(worker: WorkerState) -> psutil.Process | None:
+    """The worker's process if it is still the same one (pids are reused) and not a zombie."""
+    try:
+        process = psutil.Process(worker.pid)
+        if abs(process.create_time() - worker.create_time) > 1.0:
+            return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process
+    except psutil.Error:
+        return None
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+        return f"exited with code {code} ({signal.Signals(code - 128).name})"
+    return f"exited with code {code}"
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a log (reads only the end of big files)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024 * max(1, lines // 100 + 1)))
+            data = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:]) + ("\n" if data.endswith("\n") else "")

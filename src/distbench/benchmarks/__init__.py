@@ -1,0 +1,59 @@
+"""The benchmark tasks a run can name, and checking a run's choice before it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
+from distbench.benchmarks.digits_options import DigitsOptions
+from distbench.errors import InvalidInput
+
+__all__ = ["BenchmarkSpec", "TaskContext", "TaskOptions", "available", "get", "resolve_options"]
+
+DEFAULT_BENCHMARK = "digits"
+
+_BUILTIN = (
+    BenchmarkSpec(
+        name="digits",
+        description="A small MLP on scikit-learn's handwritten digits (real data, no download), "
+        "data-parallel, trained to a target validation accuracy.",
+        options=DigitsOptions,
+        entry="distbench.benchmarks.digits:run",
+    ),
+)
+
+
+def available() -> dict[str, BenchmarkSpec]:
+    return {spec.name: spec for spec in _BUILTIN}
+
+
+def get(name: str) -> BenchmarkSpec:
+    specs = available()
+    if name not in specs:
+        raise InvalidInput(
+            f"unknown benchmark {name!r}: choose one of {', '.join(sorted(specs))}",
+            details={"errors": [{"field": "benchmark", "message": "unknown benchmark"}]},
+        )
+    return specs[name]
+
+
+def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's options with defaults filled in, or ``InvalidInput`` naming each bad one."""
+    spec = get(name)
+    try:
+        return spec.options.model_validate(dict(options)).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = [
+            {
+                "field": "options." + ".".join(str(p) for p in error["loc"]),
+                "message": error["msg"],
+            }
+            for error in exc.errors(include_url=False)
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise InvalidInput(
+            f"invalid options for benchmark {name!r}: {summary}", details={"errors": problems}
+        ) from exc

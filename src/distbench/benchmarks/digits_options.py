@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from distbench.benchmarks.base import TaskOptions
+
+
+class DigitsOptions(TaskOptions):
+    """Options of the ``digits`` task (defaults reach the target in seconds on two CPU workers)."""
+
+    seed: int = Field(default=0, ge=0, description="Seed of the model, split and shuffles.")
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Samples per worker per step.")
+    learning_rate: float = Field(default=0.05, gt=0, le=10)
+    hidden: int = Field(default=128, ge=4, le=4096, description="Hidden units of the MLP.")
+    max_epochs: int = Field(default=60, ge=1, le=10_000)
+    target_accuracy: float = Field(
+        default=0.96, gt=0, le=1, description="Validation accuracy that ends the run."
+    )
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)

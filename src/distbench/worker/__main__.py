@@ -1,0 +1,5 @@
+import sys
+
+from distbench.worker.runtime import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""A worker's life: check the environment, join the process group, run the task, report, exit
+with a status the backend can read even after a server restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from distbench.worker.env import WorkerEnv, WorkerEnvError, read_env
+from distbench.worker.reporter import BatchReporter, NullReporter, Reporter, http_client
+
+log = logging.getLogger("distbench.worker")
+
+# Long enough for a slow peer to import torch; a dead peer is caught by the orchestrator well
+# before this (it stops the survivors as soon as one rank exits non-zero).
+PROCESS_GROUP_TIMEOUT = dt.timedelta(minutes=5)
+
+
+class StatusFiles:
+    """``<pod>.ready`` once the process group is joined; ``<pod>.exit`` holding the exit code."""
+
+    def __init__(self, directory: Path | None, pod_name: str) -> None:
+        self.directory = directory
+        self.pod_name = pod_name
+
+    def _write(self, suffix: str, text: str) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / f"{self.pod_name}.{suffix}"
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(text)
+        temporary.replace(path)
+
+    def ready(self) -> None:
+        self._write("ready", "1\n")
+
+    def exited(self, code: int) -> None:
+        self._write("exit", f"{code}\n")
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception so ``finally`` blocks flush metrics and write the status.
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def make_reporter(env: WorkerEnv) -> Reporter:
+    if env.server_url is None or env.run_id is None:
+        return NullReporter()
+    http = http_client(server_url=env.server_url, server_socket=env.server_socket, token=env.token)
+    return BatchReporter(run_id=env.run_id, http=http)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s rank %(process)d %(levelname)s %(message)s"
+    )
+    # One line per metric post would drown the worker's own output.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        env = read_env()
+    except WorkerEnvError as exc:
+        print(f"distbench worker: bad environment: {exc}", file=sys.stderr)
+        return 2
+    status = StatusFiles(env.status_dir, env.pod_name)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    code = 1
+    reporter: Reporter = NullReporter()
+    try:
+        code = _run(env, status, reporter := make_reporter(env))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        reporter.close()
+        status.exited(code)
+    return code
+
+
+def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from distbench import benchmarks
+    from distbench.benchmarks.base import TaskContext
+
+    spec = benchmarks.get(env.benchmark)
+    options = spec.options.model_validate(dict(env.options))
+    if env.num_cpus is not None:
+        torch.set_num_threads(max(1, math.ceil(env.num_cpus)))
+    log.info(
+        "rank %d/%d joining %s process group at %s:%d",
+        env.rank,
+        env.world_size,
+        env.dist_backend,
+        env.master_addr,
+        env.master_port,
+    )
+    dist.init_process_group(
+        backend=env.dist_backend,
+        init_method="env://",
+        rank=env.rank,
+        world_size=env.world_size,
+        timeout=PROCESS_GROUP_TIMEOUT,
+    )
+    try:
+        status.ready()
+        context = TaskContext(env=env, reporter=reporter, options=options)
+        result = spec.load()(context)
+        log.info("rank %d done: %s", env.rank, json.dumps(dict(result), default=str))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return 0

@@ -1,0 +1,96 @@
+"""Helpers shared by the API tests: a client for a running server, runs on the fake backend, and
+polling with a deadline instead of fixed sleeps."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.conftest import RunningServer
+
+T = TypeVar("T")
+
+# The seed's date form: ``2018-08-03T09:21:38.594282Z``, microseconds always present.
+SEED_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+RUN_KEYS = {"id", "name", "created_at", "state", "job_id", "job_metadata"}
+RUN_STATES = {"INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"}
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def client(server: RunningServer, token: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+
+
+def wait_for(check: Callable[[], T | None], *, what: str, timeout_s: float = 15) -> T:
+    """Poll ``check`` until it returns something truthy, failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def start_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:
+    body = {"name": "a run", "num_workers": 2, **fields}
+    response = http.post("/api/runs/", json=body)
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def get_run(http: httpx.Client, run_id: int) -> dict[str, Any]:
+    response = http.get(f"/api/runs/{run_id}/")
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def wait_for_state(http: httpx.Client, run_id: int, state: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        run = get_run(http, run_id)
+        return run if run["state"] == state else None
+
+    return wait_for(reached, what=f"run {run_id} to be {state}")
+
+
+def wait_for_pods(http: httpx.Client, run_id: int) -> list[str]:
+    """The run's pod names, once the orchestrator has recorded them (metrics may name them)."""
+
+    def recorded() -> list[str] | None:
+        pods: list[str] | None = get_run(http, run_id)["job_metadata"].get("pods")
+        return pods
+
+    return wait_for(recorded, what=f"the pods of run {run_id} to be recorded")
+
+
+def active_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:
+    """A run that has reached STARTED, with its pods recorded."""
+    run = start_run(http, **fields)
+    wait_for_pods(http, run["id"])
+    return wait_for_state(http, run["id"], "STARTED")
+
+
+def post_batch(http: httpx.Client, points: list[dict[str, Any]]) -> None:
+    response = http.post("/api/metrics/batch", json=points)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"stored": len(points)}
+
+
+def run_series(http: httpx.Client, run_id: int, **params: Any) -> dict[str, Any]:
+    response = http.get(f"/api/metrics/{run_id}/", params={"metric_type": "run", **params})
+    assert response.status_code == 200, response.text
+    series: dict[str, Any] = response.json()
+    return series
+
+
+def error_code(response: httpx.Response) -> str:
+    code: str = response.json()["error"]["code"]
+    return code

@@ -1,0 +1,426 @@
+"""Metrics: posting points (JSON, forms, batches), values and dates on the way in and out, reading
+series (since, metric_filter, last_n, max_points), pod resource series, and exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from distbench.store.engine import create_engine
+from tests.api.helpers import (
+    SEED_DATE,
+    active_run,
+    client,
+    error_code,
+    post_batch,
+    run_series,
+    start_run,
+    wait_for,
+    wait_for_pods,
+    wait_for_state,
+)
+from tests.conftest import RunningServer
+
+CPU = "container_cpu_usage_seconds_total"
+
+
+@pytest.fixture
+def http(server: RunningServer) -> Iterator[httpx.Client]:
+    with client(server) as http:
+        yield http
+
+
+@pytest.fixture
+def run_id(http: httpx.Client) -> int:
+    run_id: int = start_run(http, name="metrics")["id"]
+    return run_id
+
+
+def at(second: int, micros: int = 0) -> str:
+    return f"2018-08-03T09:21:{second:02d}.{micros:06d}Z"
+
+
+def post_point(http: httpx.Client, **point: Any) -> dict[str, Any]:
+    response = http.post("/api/metrics", json=point)
+    assert response.status_code == 201, response.text
+    saved: dict[str, Any] = response.json()
+    return saved
+
+
+# -- posting single points ---------------------------------------------------------------------
+
+
+def test_post_json_answers_201_with_the_saved_point(http: httpx.Client, run_id: int) -> None:
+    response = http.post(
+        "/api/metrics/",
+        json={"run_id": run_id, "name": "loss", "date": at(1), "value": 0.25, "cumulative": True},
+    )
+
+    assert response.status_code == 201
+    assert response.json() == {
+        "run_id": run_id,
+        "name": "loss",
+        "date": at(1),
+        "value": "0.25",
+        "cumulative": True,
+        "metadata": "",
+    }
+    assert run_series(http, run_id) == {
+        "loss": [{"date": at(1), "value": "0.25", "cumulative": True, "metadata": ""}]
+    }
+
+
+def test_post_form_as_mlbench_client_sent_it(http: httpx.Client, run_id: int) -> None:
+    form = {
+        "run_id": str(run_id),
+        "name": "Prec@1",
+        "date": at(2),
+        "value": "0.7845",
+        "cumulative": "False",
+        "metadata": "epoch 1",
+    }
+
+    response = http.post("/api/metrics", data=form)
+
+    assert response.status_code == 201, response.text
+    assert response.json() == {**form, "run_id": run_id, "cumulative": False}
+
+
+def test_date_defaults_to_now(http: httpx.Client, run_id: int) -> None:
+    saved = post_point(http, run_id=run_id, name="loss", value=1)
+
+    assert SEED_DATE.match(saved["date"])
+    assert saved["date"] > "2020-01-01T"
+
+
+def test_pod_name_and_run_id_are_exclusive(http: httpx.Client, run_id: int) -> None:
+    pod = wait_for_pods(http, run_id)[0]
+
+    both = http.post(
+        "/api/metrics", json={"run_id": run_id, "pod_name": pod, "name": "x", "value": 1}
+    )
+    neither = http.post("/api/metrics", json={"name": "x", "value": 1})
+
+    assert (both.status_code, neither.status_code) == (400, 400)
+    assert run_series(http, run_id) == {}
+
+
+def test_unknown_run_or_pod_is_404(http: httpx.Client) -> None:
+    unknown_run = http.post("/api/metrics", json={"run_id": 41, "name": "x", "value": 1})
+    unknown_pod = http.post("/api/metrics", json={"pod_name": "nope", "name": "x", "value": 1})
+
+    assert (unknown_run.status_code, unknown_pod.status_code) == (404, 404)
+    assert error_code(unknown_run) == error_code(unknown_pod) == "not_found"
+
+
+def test_an_ended_run_still_accepts_points(
+    http: httpx.Client, server: RunningServer, run_id: int
+) -> None:
+    wait_for_pods(http, run_id)
+    server.fake.finish(run_id)
+    wait_for_state(http, run_id, "FINISHED")
+
+    post_point(http, run_id=run_id, name="late", value=3)
+
+    assert [p["value"] for p in run_series(http, run_id)["late"]] == ["3.0"]
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [("nan", "nan"), ("inf", "inf"), ("-inf", "-inf"), ("1e3", "1000.0"), ("0.188236813", None)],
+)
+def test_value_round_trip(http: httpx.Client, run_id: int, sent: str, shown: str | None) -> None:
+    saved = post_point(http, run_id=run_id, name="loss", date=at(1), value=sent)
+
+    expected = shown if shown is not None else sent
+    assert saved["value"] == expected
+    assert run_series(http, run_id)["loss"][0]["value"] == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "", True, None, [1]])
+def test_value_that_is_not_a_number_is_400(http: httpx.Client, run_id: int, value: Any) -> None:
+    response = http.post("/api/metrics", json={"run_id": run_id, "name": "loss", "value": value})
+
+    assert response.status_code == 400
+    assert run_series(http, run_id) == {}
+
+
+def test_values_are_stored_as_floating_point(server: RunningServer, http: httpx.Client) -> None:
+    run_id = start_run(http)["id"]
+    post_point(http, run_id=run_id, name="loss", value="0.5")
+
+    engine = create_engine(server.settings.database_url)
+    try:
+        columns = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("metrics")}
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.text("SELECT value FROM metrics WHERE name = 'loss'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert isinstance(columns["value"], sa.Float)
+    assert type(stored) is float
+    assert stored == 0.5
+
+
+# -- dates -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("2018-08-03T11:21:38.594282+02:00", "2018-08-03T09:21:38.594282Z"),
+        ("2018-08-03T04:51:38.5-04:30", "2018-08-03T09:21:38.500000Z"),
+        ("2018-08-03T09:21:38+00:00", "2018-08-03T09:21:38.000000Z"),
+        ("2018-08-03T09:21:38Z", "2018-08-03T09:21:38.000000Z"),
+        ("2018-08-03T09:21:38.594282", "2018-08-03T09:21:38.594282Z"),
+        ("2018-08-03 09:21:38", "2018-08-03T09:21:38.000000Z"),
+    ],
+)
+def test_dates_are_normalised_to_utc(
+    http: httpx.Client, run_id: int, sent: str, shown: str
+) -> None:
+    saved = post_point(http, run_id=run_id, name="loss", date=sent, value=1)
+
+    assert saved["date"] == shown
+    assert run_series(http, run_id)["loss"][0]["date"] == shown
+
+
+def test_unparsable_date_is_400(http: httpx.Client, run_id: int) -> None:
+    response = http.post(
+        "/api/metrics", json={"run_id": run_id, "name": "loss", "date": "yesterday", "value": 1}
+    )
+
+    assert response.status_code == 400
+    assert http.get(f"/api/metrics/{run_id}/", params={"since": "yesterday"}).status_code == 400
+
+
+# -- reading series ----------------------------------------------------------------------------
+
+
+def test_since_is_strictly_newer(http: httpx.Client, run_id: int) -> None:
+    post_batch(
+        http, [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in (1, 2, 3)]
+    )
+
+    newer = run_series(http, run_id, since=at(2))["loss"]
+
+    assert [p["date"] for p in newer] == [at(3)]
+    # A client polling with the last date it saw never gets that point again.
+    assert run_series(http, run_id, since=at(3)).get("loss", []) == []
+    # The same instant written with an offset means the same thing.
+    assert [
+        p["date"] for p in run_series(http, run_id, since="2018-08-03T11:21:02+02:00")["loss"]
+    ] == [at(3)]
+
+
+def test_metric_filter(http: httpx.Client, run_id: int) -> None:
+    post_batch(
+        http,
+        [
+            {"run_id": run_id, "name": "loss", "date": at(1), "value": 1},
+            {"run_id": run_id, "name": "accuracy", "date": at(1), "value": 0.5},
+        ],
+    )
+
+    series = run_series(http, run_id, metric_filter="accuracy")
+
+    assert list(series) == ["accuracy"]
+    assert series["accuracy"][0]["value"] == "0.5"
+
+
+def test_last_n(http: httpx.Client, run_id: int) -> None:
+    post_batch(
+        http, [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in range(10)]
+    )
+
+    newest = run_series(http, run_id, last_n=3)["loss"]
+
+    assert [p["date"] for p in newest] == [at(7), at(8), at(9)]
+
+
+def spiky_series(run_id: int, length: int) -> list[dict[str, Any]]:
+    """A gentle series with one spike up and one dip down, at unevenly spaced dates."""
+    points = []
+    for index in range(length):
+        value = 1.0 + (index % 7) / 100
+        if index == 617:
+            value = 1000.0
+        elif index == 211:
+            value = -1000.0
+        date = at(index // 100, (index % 100) ** 2 * 10)
+        points.append({"run_id": run_id, "name": "loss", "date": date, "value": value})
+    return points
+
+
+@pytest.mark.parametrize("params", [{}, {"last_n": 900}])
+def test_max_points_keeps_the_spikes(
+    http: httpx.Client, run_id: int, params: dict[str, int]
+) -> None:
+    post_batch(http, spiky_series(run_id, 1000))
+
+    points = run_series(http, run_id, max_points=40, **params)["loss"]
+
+    assert 2 <= len(points) <= 40
+    values = [float(p["value"]) for p in points]
+    assert 1000.0 in values
+    assert -1000.0 in values
+    dates = [p["date"] for p in points]
+    assert dates == sorted(dates)
+    assert len(set(dates)) == len(dates)
+
+
+def test_max_points_leaves_short_series_alone(http: httpx.Client, run_id: int) -> None:
+    post_batch(
+        http, [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in range(5)]
+    )
+
+    assert len(run_series(http, run_id, max_points=10)["loss"]) == 5
+
+
+def test_run_and_pod_ids_that_do_not_exist_are_404(http: httpx.Client) -> None:
+    assert http.get("/api/metrics/5/", params={"metric_type": "run"}).status_code == 404
+    assert http.get("/api/metrics/no-such-pod/").status_code == 404
+    assert http.get("/api/metrics/abc/", params={"metric_type": "run"}).status_code == 400
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+def test_batch_stores_every_point(http: httpx.Client, run_id: int) -> None:
+    pod = wait_for_pods(http, run_id)[0]
+    points = [
+        {"run_id": run_id, "name": "loss", "date": at(1), "value": 0.5},
+        {"run_id": run_id, "name": "loss", "date": at(2), "value": "0.25"},
+        {"pod_name": pod, "name": "custom", "date": at(1), "value": 7},
+    ]
+
+    post_batch(http, points)
+
+    assert [p["value"] for p in run_series(http, run_id)["loss"]] == ["0.5", "0.25"]
+    assert http.get(f"/api/metrics/{pod}/").json()["custom"] == [{"date": at(1), "value": "7.0"}]
+
+
+def test_batch_with_an_unknown_run_stores_nothing(http: httpx.Client, run_id: int) -> None:
+    points = [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in range(5)]
+    points.insert(3, {"run_id": run_id + 100, "name": "loss", "date": at(9), "value": 9})
+
+    response = http.post("/api/metrics/batch", json=points)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["details"]["run_ids"] == [run_id + 100]
+    assert run_series(http, run_id) == {}
+
+
+def test_batch_with_one_bad_point_stores_nothing(http: httpx.Client, run_id: int) -> None:
+    points = [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in range(5)]
+    points[-1]["value"] = "not a number"
+
+    response = http.post("/api/metrics/batch", json=points)
+
+    assert response.status_code == 400
+    assert run_series(http, run_id) == {}
+
+
+# -- pod resource metrics ----------------------------------------------------------------------
+
+
+def test_collector_samples_running_pods_and_history_outlives_them(
+    http: httpx.Client, server: RunningServer
+) -> None:
+    run = active_run(http, num_workers=2)
+    pods = run["job_metadata"]["pods"]
+
+    def sampled_twice() -> dict[str, Any] | None:
+        body: dict[str, Any] = http.get("/api/metrics/").json()
+        return body if all(len(body.get(pod, {}).get(CPU, [])) >= 2 for pod in pods) else None
+
+    every_pod = wait_for(sampled_twice, what="two collector samples of every pod")
+    assert set(every_pod) == set(pods)
+    for series in every_pod.values():
+        for point in series[CPU]:
+            assert set(point) == {"date", "value"}
+            assert SEED_DATE.match(point["date"])
+            float(point["value"])
+
+    server.fake.finish(run["id"])
+    wait_for_state(http, run["id"], "FINISHED")
+    after_end = http.get(f"/api/metrics/{pods[0]}/")
+
+    assert after_end.status_code == 200
+    assert len(after_end.json()[CPU]) >= 2
+    assert set(http.get("/api/metrics").json()) == set(pods)
+
+
+def test_every_pod_metrics_is_empty_without_pods(http: httpx.Client) -> None:
+    response = http.get("/api/metrics/")
+
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def exported_run(http: httpx.Client, run_id: int) -> int:
+    wait_for_pods(http, run_id)
+    post_batch(
+        http,
+        [
+            {"run_id": run_id, "name": "loss", "date": at(1), "value": 0.5, "metadata": "a,b"},
+            {"run_id": run_id, "name": "loss", "date": at(2), "value": 0.25},
+            {"run_id": run_id, "name": "Prec@1", "date": at(2), "value": 70, "cumulative": True},
+        ],
+    )
+    return run_id
+
+
+def export(http: httpx.Client, run_id: int, fmt: str) -> httpx.Response:
+    response = http.get(f"/api/metrics/{run_id}/", params={"metric_type": "run", "format": fmt})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].startswith("attachment;")
+    return response
+
+
+def test_export_csv(http: httpx.Client, exported_run: int) -> None:
+    response = export(http, exported_run, "csv")
+
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {(row["metric"], row["date"], row["value"], row["metadata"]) for row in rows} == {
+        ("loss", at(1), "0.5", "a,b"),
+        ("loss", at(2), "0.25", ""),
+        ("Prec@1", at(2), "70.0", ""),
+    }
+    assert {row["run_id"] for row in rows} == {str(exported_run)}
+
+
+def test_export_json(http: httpx.Client, exported_run: int) -> None:
+    response = export(http, exported_run, "json")
+
+    assert json.loads(response.content) == run_series(http, exported_run)
+
+
+def test_export_zip(http: httpx.Client, exported_run: int) -> None:
+    response = export(http, exported_run, "zip")
+
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        names = set(archive.namelist())
+        stem = f"run-{exported_run}"
+        assert {f"{stem}/official_result.txt", f"{stem}/loss.json", f"{stem}/Prec@1.json"} <= names
+        assert f"run {exported_run}" in archive.read(f"{stem}/official_result.txt").decode()
+        loss = json.loads(archive.read(f"{stem}/loss.json"))
+    assert [p["value"] for p in loss] == ["0.5", "0.25"]

@@ -81,7 +81,8 @@ def test_start_run_returns_typed_run(client: Client) -> None:
         num_cpus=0.5,
         max_bandwidth=100.0,
         time_limit_s=3600,
-        options={"epochs": 3},
+        start_timeout_s=60,
+        options={"max_epochs": 3},
     )
     assert isinstance(run, Run)
     assert run.id >= 1
@@ -96,7 +97,9 @@ def test_start_run_returns_typed_run(client: Client) -> None:
     assert run.num_workers == 2
     assert run.num_cpus == 0.5
     assert run.max_bandwidth == 100.0
-    assert run.options == {"epochs": 3, "time_limit_s": 3600}
+    assert run.options["max_epochs"] == 3
+    assert run.time_limit_s == 3600
+    assert run.start_timeout_s == 60
     assert run.benchmark == "digits"
     assert run.backend == "gloo"
     assert run.finished_at is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -95,6 +96,9 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level != "debug":
+        # Alembic's "Context impl ..." lines would bury a refusal's one-line message.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         prepare_database(settings)
     except DistbenchError as exc:
@@ -107,6 +111,34 @@ def serve(
         # Access logs show paths only; the Authorization header is never logged.
         access_log=log_level == "debug",
     )
+
+
+@app.command()
+def demo(
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Workers to train with")] = 2,
+    port: Annotated[int | None, typer.Option(help="Port to serve on [default: 8000]")] = None,
+    database_url: DatabaseUrlOption = None,
+    keep_serving: Annotated[
+        bool,
+        typer.Option(
+            "--keep-serving/--exit",
+            help="After the run, keep serving until Ctrl+C [default: when on a terminal]",
+            show_default=False,
+        ),
+    ] = sys.stdin.isatty(),
+) -> None:
+    """Start the server, train `digits` on two workers with live progress, print the result."""
+    from rich.console import Console
+
+    from distbench.demo import run_demo
+
+    settings = build_settings(port=port, database_url=database_url)
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = run_demo(settings, workers=workers, keep_serving=keep_serving, console=Console())
+    except DistbenchError as exc:
+        fail(exc.message)
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

@@ -178,6 +178,8 @@ class Run:
     benchmark: str | None = None
     backend: str | None = None
     options: dict[str, Any] = field(default_factory=dict, hash=False)
+    time_limit_s: float | None = None
+    start_timeout_s: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @property
@@ -240,6 +242,8 @@ def _run(data: Mapping[str, Any]) -> Run:
         benchmark=data.get("benchmark"),
         backend=data.get("backend"),
         options=dict(data.get("options") or {}),
+        time_limit_s=_optional_float(data.get("time_limit_s")),
+        start_timeout_s=_optional_float(data.get("start_timeout_s")),
         raw=dict(data),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
             )
         return url
 
+    worker_python: str = Field(
+        default_factory=lambda: sys.executable,
+        description="The Python that runs workers (it must have distbench and torch installed).",
+    )
     advertise_url: str | None = Field(
         default=None, description="The URL workers use to reach this server (default: derived)."
     )

@@ -64,8 +64,8 @@ def test_reads_need_no_token(anonymous: httpx.Client, admin: httpx.Client) -> No
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer ", f"Basic {TOKEN}", TOKEN],
-    ids=["absent", "empty", "no-token", "blank-token", "basic", "no-scheme"],
+    [None, "", "Bearer", f"Basic {TOKEN}", TOKEN],
+    ids=["absent", "empty", "no-token", "basic", "no-scheme"],
 )
 def test_missing_token_is_401(
     anonymous: httpx.Client, admin: httpx.Client, header: str | None

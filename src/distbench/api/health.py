@@ -44,7 +44,9 @@ def health(engine: EngineDep, backend: BackendDep) -> Response:
     return JSONBody(body, status_code=200 if database == "ok" else 503)
 
 
-@prometheus_router.get(
+@route(
+    prometheus_router,
+    "GET",
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},

@@ -48,6 +48,23 @@ class Observability:
         return bytes(generate_latest(self.registry))
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template, e.g. ``/api/runs/{run_id}/``.
+
+    FastAPI now includes routers lazily: ``scope["route"]`` is the route as its own router
+    declared it, without the prefixes of the routers that include it (``/runs/{run_id}/``, and
+    ``/metrics`` for both ``/api/metrics`` and Prometheus' ``/metrics``). The full template is on
+    the route context FastAPI records in the scope; older FastAPI put it on the route itself.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        path = getattr(fastapi_scope.get("effective_route_context"), "path", None)
+        if isinstance(path, str) and path:
+            return path
+    route_path = getattr(scope.get("route"), "path", None)
+    return route_path if isinstance(route_path, str) and route_path else "unmatched"
+
+
 class ObservabilityMiddleware:
     """Counts and times every HTTP request and adds ``Vary: Accept`` (SPEC.md) to answers."""
 
@@ -74,9 +91,8 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_vary)
         finally:
-            route = scope.get("route")
             # The template, not the raw path: one series per endpoint, not one per run id.
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope["method"]
             self.observability.requests.labels(method, template, str(status)).inc()
             self.observability.latency.labels(method, template).observe(

@@ -16,7 +16,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -273,7 +272,7 @@ class LocalBackend:
                 env["DISTBENCH_SERVER_SOCKET"] = str(socket_path)
             if run_token is not None:
                 env["DISTBENCH_TOKEN"] = run_token
-            command = [sys.executable, "-m", "distbench.worker"]
+            command = [self.settings.worker_python, "-m", "distbench.worker"]
             worker_net = net.workers[rank] if net is not None else None
             if worker_net is not None:
                 command = ["ip", "netns", "exec", worker_net.namespace, *command]

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from distbench.benchmarks.allreduce_options import AllreduceOptions
 from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
 from distbench.benchmarks.digits_options import DigitsOptions
 from distbench.errors import InvalidInput
@@ -22,6 +23,13 @@ _BUILTIN = (
         "data-parallel, trained to a target validation accuracy.",
         options=DigitsOptions,
         entry="distbench.benchmarks.digits:run",
+    ),
+    BenchmarkSpec(
+        name="allreduce",
+        description="All-reduce time and bus bandwidth for message sizes from 1 KiB to 64 MiB "
+        "(MLBench's task 0).",
+        options=AllreduceOptions,
+        entry="distbench.benchmarks.allreduce:run",
     ),
 )
 

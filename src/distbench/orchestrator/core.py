@@ -29,6 +29,7 @@ from distbench.store.tables import ACTIVE_STATES
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
+LAUNCH_WAIT_S = 60.0
 
 
 class Orchestrator:
@@ -56,6 +57,10 @@ class Orchestrator:
         # When this process first saw each active run; timeouts count from here, so runs adopted
         # after a restart are not failed for time spent while the server was down.
         self._seen_at: dict[int, float] = {}
+        # Runs whose workers the backend is still creating: their status is not asked for
+        # until ``launch`` returns (a half-created run would look like one whose workers died).
+        self._launching: set[int] = set()
+        self._launching_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -81,6 +86,8 @@ class Orchestrator:
         with self.engine.begin() as conn:
             run = run_store.create_run(conn=conn, new=new)
         self._seen_at[run.id] = self._clock()
+        with self._launching_lock:
+            self._launching.add(run.id)
         self._launches.submit(self._launch, run)
         return run
 
@@ -90,6 +97,13 @@ class Orchestrator:
             run = run_store.get_run(conn=conn, run_id=run_id)
         if not run.is_active:
             return run
+        # Let a launch in progress finish first, or it would start workers after the stop.
+        deadline = self._clock() + LAUNCH_WAIT_S
+        while self._clock() < deadline:
+            with self._launching_lock:
+                if run_id not in self._launching:
+                    break
+            time.sleep(0.05)
         self.backend.stop(run, grace_s=STOP_GRACE_S)
         ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
         if ended is not None:
@@ -99,6 +113,13 @@ class Orchestrator:
 
     # -- internals ---------------------------------------------------------------------------
     def _launch(self, run: RunRecord) -> None:
+        try:
+            self._create_workers(run)
+        finally:
+            with self._launching_lock:
+                self._launching.discard(run.id)
+
+    def _create_workers(self, run: RunRecord) -> None:
         token = run_token(self.server_token, run.id) if self.server_token else None
         try:
             report = self.backend.launch(run, server_url=self.server_url, run_token=token)
@@ -162,6 +183,11 @@ class Orchestrator:
         with self.engine.connect() as conn:
             active = run_store.active_runs(conn=conn)
         for run in active:
+            with self._launching_lock:
+                launching = run.id in self._launching
+            if launching:
+                self._check_deadlines(run, RunStatus(state="starting", reason="creating workers"))
+                continue
             self._apply(run, self.backend.status(run), restarted=False)
 
     def _apply(self, run: RunRecord, status: RunStatus, *, restarted: bool) -> None:

@@ -1,0 +1,55 @@
+"""``allreduce`` (MLBench's task 0): all-reduce time and bus bandwidth by message size.
+
+Bus bandwidth follows nccl-tests: algorithm bandwidth (bytes / time) times 2(n-1)/n, the share
+of the data each rank must send in a ring all-reduce, so it can be compared with the link's
+capacity (and with ``max_bandwidth``) whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from distbench.benchmarks.allreduce_options import AllreduceOptions
+from distbench.benchmarks.base import TaskContext
+
+
+def bus_bandwidth_mbit(size_bytes: int, seconds: float, world_size: int) -> float:
+    algorithm_mbit = size_bytes * 8 / 1e6 / seconds
+    return algorithm_mbit * (2 * (world_size - 1) / world_size if world_size > 1 else 1.0)
+
+
+def run(ctx: TaskContext) -> Mapping[str, Any]:
+    options: AllreduceOptions = ctx.options
+    world = ctx.env.world_size
+    dtype = torch.float16 if options.dtype == "float16" else torch.float32
+    element = torch.tensor([], dtype=dtype).element_size()
+    results = []
+    for size in options.sizes_bytes:
+        tensor = torch.ones(max(1, size // element), dtype=dtype)
+        for _ in range(options.warmup):
+            dist.all_reduce(tensor)
+        times = []
+        for _ in range(options.repetitions):
+            dist.barrier()
+            started = time.perf_counter()
+            with ctx.timers.communication():
+                dist.all_reduce(tensor)
+            times.append(time.perf_counter() - started)
+        # The slowest rank decides when an all-reduce is over; take each repetition's max.
+        timings = torch.tensor(times, dtype=torch.float64)
+        dist.all_reduce(timings, op=dist.ReduceOp.MAX)
+        median_s = statistics.median(timings.tolist())
+        bus = bus_bandwidth_mbit(tensor.numel() * element, median_s, world)
+        meta = json.dumps({"bytes": tensor.numel() * element, "dtype": options.dtype})
+        ctx.report("allreduce_time_s", median_s, metadata=meta)
+        ctx.report("bus_bandwidth_mbit", bus, metadata=meta)
+        results.append({"bytes": tensor.numel() * element, "time_s": median_s, "bus_mbit": bus})
+    largest = results[-1]
+    return {"sizes": len(results), "largest_bus_bandwidth_mbit": largest["bus_mbit"]}

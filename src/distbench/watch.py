@@ -1,0 +1,121 @@
+"""Following a run from a terminal: a live progress bar while it trains, a result table after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from distbench.client import Client, Run
+
+END_STATES = ("FINISHED", "FAILED", "ABORTED")
+
+
+def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -> Run:
+    """Show the run's progress until it ends; returns the ended run."""
+    max_epochs = int(run.options.get("max_epochs", 0)) or None
+    since: dt.datetime | None = None
+    latest: dict[str, float] = {}
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"run {run.id}", total=max_epochs, status=run.state)
+        while run.state not in END_STATES:
+            time.sleep(poll_s)
+            run = client.run(run.id)
+            series = client.run_metrics(run.id, since=since)
+            for name, points in series.items():
+                if points:
+                    latest[name] = points[-1].value
+                    last = points[-1].date
+                    since = last if since is None or last > since else since
+            progress.update(
+                task,
+                completed=latest.get("epoch", 0),
+                status=_status_line(run.state, latest),
+            )
+    return run
+
+
+def _status_line(state: str, latest: dict[str, float]) -> str:
+    parts = [state]
+    if "epoch" in latest:
+        parts.append(f"epoch {latest['epoch']:.0f}")
+    if "train_loss" in latest:
+        parts.append(f"loss {latest['train_loss']:.4f}")
+    if "val_accuracy" in latest:
+        parts.append(f"val acc {latest['val_accuracy']:.2%}")
+    if "samples_per_s" in latest:
+        parts.append(f"{latest['samples_per_s']:.0f} samples/s")
+    return "  ".join(parts)
+
+
+def result_table(client: Client, run: Run) -> Table:
+    """The run's outcome: state, time to accuracy, throughput, compute/communication split,
+    the limits applied, and each pod's resource use."""
+    series = client.run_metrics(run.id)
+
+    def last(name: str) -> float | None:
+        points = series.get(name)
+        return points[-1].value if points else None
+
+    def total(name: str) -> float:
+        return sum(point.value for point in series.get(name, []))
+
+    table = Table(title=f"run {run.id}: {run.name}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("state", run.state)
+    if run.started_at and run.finished_at:
+        table.add_row("duration", f"{(run.finished_at - run.started_at).total_seconds():.1f} s")
+    table.add_row("benchmark", f"{run.benchmark} on {run.num_workers} workers")
+    tta = last("time_to_accuracy_s")
+    target = run.options.get("target_accuracy")
+    if target is not None:
+        reached = f"{tta:.2f} s" if tta is not None else "target not reached"
+        table.add_row(f"time to {float(target):.0%} accuracy", reached)
+    for name, label, fmt in (
+        ("val_accuracy", "final validation accuracy", "{:.2%}"),
+        ("train_loss", "final training loss", "{:.4f}"),
+        ("samples_per_s", "throughput (last epoch)", "{:.0f} samples/s"),
+    ):
+        value = last(name)
+        if value is not None:
+            table.add_row(label, fmt.format(value))
+    compute, communication = total("compute_s"), total("communication_s")
+    if compute + communication > 0:
+        share = communication / (compute + communication)
+        table.add_row(
+            "compute / communication",
+            f"{compute:.2f} s / {communication:.2f} s ({share:.0%} communicating)",
+        )
+    for key, value in run.job_metadata.get("limits", {}).items():
+        table.add_row(f"limit: {key}", str(value))
+    if run.state == "FAILED":
+        table.add_row("error", str(run.job_metadata.get("error", "")))
+    for pod_name in run.job_metadata.get("pods", []):
+        pod = client.pod_metrics(pod_name)
+        cpu = pod.get("container_cpu_usage_seconds_total")
+        sent = pod.get("container_network_transmit_bytes_total")
+        memory = pod.get("container_memory_usage_bytes")
+        facts = []
+        if cpu:
+            facts.append(f"{cpu[-1].value:.1f} CPU-s")
+        if memory:
+            facts.append(f"{max(p.value for p in memory) / 2**20:.0f} MiB peak")
+        if sent:
+            facts.append(f"{sent[-1].value / 1e6:.1f} MB sent")
+        table.add_row(f"pod {pod_name}", ", ".join(facts) or "no samples")
+    return table
+
+
+def describe_options(run: Run) -> str:
+    return json.dumps(run.options, sort_keys=True)

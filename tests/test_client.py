@@ -33,6 +33,7 @@ from distbench.client import (
 )
 from distbench.errors import (
     BodyTooLarge,
+    DatabaseUnavailable,
     DistbenchError,
     Forbidden,
     InvalidInput,
@@ -569,11 +570,15 @@ def test_answer_that_is_not_the_api_is_api_error() -> None:
     assert internal.value.details == {}
 
 
-def test_degraded_health_is_answered_not_raised() -> None:
-    body = b'{"status": "degraded", "database": "unreachable", "backend": "fake", "version": "9"}'
-    health = _answering(503, body).health()
-    assert health == Health(status="degraded", database="unreachable", backend="fake", version="9")
-    assert not health.ok
+def test_health_with_the_database_down_raises_the_typed_error() -> None:
+    body = (
+        b'{"error": {"code": "database_unavailable", "message": "the database cannot be reached",'
+        b' "details": {"status": "degraded", "database": "unreachable"}}}'
+    )
+    with pytest.raises(DatabaseUnavailable) as raised:
+        _answering(503, body).health()
+    assert raised.value.status_code == 503
+    assert raised.value.details["database"] == "unreachable"
 
 
 def test_parse_date_is_aware_utc() -> None:

@@ -96,7 +96,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if log_level != "debug":
+    if log_level.lower() != "debug":
         # Alembic's "Context impl ..." lines would bury a refusal's one-line message.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

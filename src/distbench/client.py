@@ -631,8 +631,9 @@ class Client:
 
     # -- operations -----------------------------------------------------------------------------
     def health(self) -> Health:
-        """The server's health. A degraded server (503) is answered, not raised."""
-        return self._json("GET", "/api/health", _health, ok_statuses=(503,))
+        """The server's health; ``DatabaseUnavailable`` (503) when its database is down, with
+        the health facts in ``details``."""
+        return self._json("GET", "/api/health", _health)
 
     def prometheus_metrics(self) -> str:
         """The Prometheus text the server exposes at ``GET /metrics``."""

@@ -66,6 +66,24 @@ class SchemaOutOfDate(DistbenchError):
     code = "schema_out_of_date"
 
 
+class DatabaseUnavailable(DistbenchError):
+    code = "database_unavailable"
+
+
+class MethodNotAllowed(DistbenchError):
+    code = "method_not_allowed"
+
+
+class UnsupportedMediaType(DistbenchError):
+    code = "unsupported_media_type"
+
+
+class InternalError(DistbenchError):
+    """A bug in the server (never bad input); the server log has the traceback."""
+
+    code = "internal_error"
+
+
 STATUS_BY_CODE: dict[str, int] = {
     InvalidInput.code: 400,
     MalformedBody.code: 400,
@@ -73,12 +91,14 @@ STATUS_BY_CODE: dict[str, int] = {
     Unauthenticated.code: 401,
     Forbidden.code: 403,
     NotFound.code: 404,
-    "method_not_allowed": 405,
+    MethodNotAllowed.code: 405,
     RunActive.code: 409,
     BodyTooLarge.code: 413,
-    "internal_error": 500,
+    UnsupportedMediaType.code: 415,
+    InternalError.code: 500,
     BackendUnavailable.code: 503,
     SchemaOutOfDate.code: 503,
+    DatabaseUnavailable.code: 503,
 }
 
 ERROR_BY_CODE: dict[str, type[DistbenchError]] = {
@@ -94,6 +114,10 @@ ERROR_BY_CODE: dict[str, type[DistbenchError]] = {
         LimitUnsupported,
         BackendUnavailable,
         SchemaOutOfDate,
+        DatabaseUnavailable,
+        MethodNotAllowed,
+        UnsupportedMediaType,
+        InternalError,
     )
 }
 

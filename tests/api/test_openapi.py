@@ -5,6 +5,7 @@ the document (schemathesis) never gets a 5xx from the live server."""
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import hypothesis
 import pytest
@@ -19,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.helpers import active_run, client, post_batch
+from tests.api.helpers import active_run, client, post_batch, wait_for_state
 from tests.conftest import RunningServer
 
 OPERATIONS = [
@@ -38,10 +39,9 @@ OPERATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_fuzzed_requests_never_get_a_server_error(
-    server: RunningServer, method: str, path: str
-) -> None:
+def seed_resources(server: RunningServer) -> tuple[int, str]:
+    """An ended run with pods and points (nan and inf among them), so generated requests that
+    name it read real series; ended, so generated runs can start."""
     with client(server) as http:
         run = active_run(http, name="fuzzed", num_workers=2)
         post_batch(
@@ -51,11 +51,31 @@ def test_fuzzed_requests_never_get_a_server_error(
                 for s, v in (("01", "0.5"), ("02", "nan"), ("03", "inf"), ("04", 0.25))
             ],
         )
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    operation = schema[path][method]
+        server.fake.finish(run["id"])
+        wait_for_state(http, run["id"], "FINISHED")
+    pod: str = run["job_metadata"]["pods"][0]
+    return run["id"], pod
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_fuzzed_requests_never_get_a_server_error(
+    server: RunningServer, method: str, path: str
+) -> None:
+    run_id, pod = seed_resources(server)
+    operation = schemathesis.openapi.from_url(f"{server.url}/openapi.json")[path][method]
+    # Valid and invalid requests, plus valid ones aimed at the run and pod that exist (a random
+    # id almost never names one, and the interesting reads are of real series).
+    aimed: list[dict[str, Any]] = [{}]
+    if "{run_id}" in path:
+        aimed = [{"path_parameters": {"run_id": run_id}}]
+    if "{pod_name_or_run_id}" in path:
+        aimed = [
+            {"path_parameters": {"pod_name_or_run_id": pod}},
+            {"path_parameters": {"pod_name_or_run_id": str(run_id)}, "query": {"metric_type": "run"}},
+        ]
     strategy = st.one_of(
-        operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
+        *(operation.as_strategy(GenerationMode.POSITIVE, **fixed) for fixed in aimed),
     )
     statuses: collections.Counter[int] = collections.Counter()
 

@@ -11,8 +11,9 @@ from fastapi.responses import Response
 from distbench import __version__
 from distbench.api.deps import BackendDep, EngineDep
 from distbench.api.encode import JSONBody
-from distbench.api.routing import route
+from distbench.api.routing import errors, route
 from distbench.api.schemas import Health
+from distbench.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["operations"])
 prometheus_router = APIRouter(tags=["operations"])
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
     "GET",
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database cannot be reached."}},
+    responses=errors(503),
 )
 def health(engine: EngineDep, backend: BackendDep) -> Response:
     """Liveness and readiness: 200 when the database answers, 503 when it does not."""
@@ -41,7 +42,12 @@ def health(engine: EngineDep, backend: BackendDep) -> Response:
         "backend": backend.name,
         "version": __version__,
     }
-    return JSONBody(body, status_code=200 if database == "ok" else 503)
+    if database != "ok":
+        # Still the one error shape; the health facts ride along in ``details``.
+        raise DatabaseUnavailable(
+            "the database cannot be reached; see the server log", details=body
+        )
+    return JSONBody(body)
 
 
 @route(

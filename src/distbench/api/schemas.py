@@ -91,7 +91,22 @@ class PodPublic(BaseModel):
 class MetricCreate(BaseModel):
     """One metric point. Exactly one of ``pod_name`` and ``run_id``."""
 
-    model_config = ConfigDict(extra="ignore")
+    # The document states the "exactly one" rule too (null counts as absent, as in the API).
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["pod_name"],
+                    "properties": {"pod_name": {"type": "string"}, "run_id": {"type": "null"}},
+                },
+                {
+                    "required": ["run_id"],
+                    "properties": {"run_id": {"type": "integer"}, "pod_name": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     pod_name: PodName | None = None
     run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)

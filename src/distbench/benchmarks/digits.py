@@ -64,7 +64,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
     val_shard = slice(rank, None, world)
     reached_at: float | None = None
     val_accuracy = 0.0
-    epoch = 0
+    epoch = step = 0
     for epoch in range(1, options.max_epochs + 1):
         ctx.timers.reset()
         order = torch.randperm(
@@ -85,6 +85,11 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             with ctx.timers.compute():
                 optimizer.step()
             loss_sum += loss.item() * len(batch)
+            step += 1
+            if step % options.report_every_steps == 0:
+                ctx.report(
+                    "batch_loss", loss.item(), metadata=f'{{"epoch": {epoch}, "step": {step}}}'
+                )
             correct += float((logits.argmax(1) == train_y[batch]).sum())
             seen += len(batch)
         train_time_s = ctx.elapsed_s() - epoch_started

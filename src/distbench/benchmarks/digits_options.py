@@ -17,3 +17,6 @@ class DigitsOptions(TaskOptions):
         default=0.96, gt=0, le=1, description="Validation accuracy that ends the run."
     )
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    report_every_steps: int = Field(
+        default=10, ge=1, description="Report rank 0's batch loss every this many steps."
+    )

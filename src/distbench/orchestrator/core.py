@@ -203,6 +203,10 @@ class Orchestrator:
         elif status.state == "failed":
             # Stop the survivors first: they are stuck in a collective with the dead rank.
             self.backend.stop(run, grace_s=STOP_GRACE_S)
+            # Record how the survivors ended too (they were still running when ``status`` was
+            # read), so every pod has its exit code in ``job_metadata``.
+            stopped = self.backend.status(run).exit_codes
+            exit_codes.update({pod: code for pod, code in stopped.items() if code is not None})
             update = {"error": status.reason, "exit_codes": exit_codes}
             if status.log_tails:
                 update["worker_log_tails"] = dict(status.log_tails)

@@ -61,6 +61,7 @@ class BatchReporter:
         self._sleep = sleep
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queue)
         self._closing = threading.Event()
+        self._posted_once = False
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -115,20 +116,24 @@ class BatchReporter:
                 return
 
     def _take(self) -> list[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.flush_interval_s
+        """Wait for a point, then gather more until the flush interval has passed (counted from
+        that point) or the batch is full. The first batch goes out at once: it is what tells
+        someone watching that the run is training."""
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + (self.flush_interval_s if self._posted_once else 0.0)
         while len(batch) < self.max_batch:
-            timeout = deadline - time.monotonic()
-            if self._closing.is_set():
-                timeout = 0
+            remaining_s = deadline - time.monotonic()
             try:
-                batch.append(
-                    self._queue.get(timeout=max(0.0, timeout))
-                    if timeout > 0
-                    else self._queue.get_nowait()
-                )
+                if remaining_s > 0 and not self._closing.is_set():
+                    batch.append(self._queue.get(timeout=remaining_s))
+                else:
+                    batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+        self._posted_once = True
         return batch
 
     def _post(self, batch: list[dict[str, Any]]) -> None:

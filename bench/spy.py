@@ -94,6 +94,9 @@ def summary(output: Path, top: int = 15) -> str:
         f"{total} samples ({waiting} more of threads waiting, left out); inclusive (on the stack):"
     ]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    ours = [(f, n) for f, n in inclusive.most_common() if "distbench/" in f][:top]
+    lines.append("distbench's own functions, inclusive:")
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in ours]
     lines.append("self (top of the stack):")
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
     return "\n".join(lines)

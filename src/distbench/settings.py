@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default_factory=lambda: sys.executable,
         description="The Python that runs workers (it must have distbench and torch installed).",
     )
+    warm_launcher: bool = Field(
+        default=True,
+        description="Fork workers from a process that has imported torch already (fast starts).",
+    )
     advertise_url: str | None = Field(
         default=None, description="The URL workers use to reach this server (default: derived)."
     )

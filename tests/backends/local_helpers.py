@@ -190,7 +190,11 @@ class LocalServers:
         if self.data_dir.exists():
             # A backend that knows no active run kills every worker recorded under the data
             # directory and removes its namespaces and cgroups.
-            LocalBackend(self.settings()).reconcile([])
+            sweeper = LocalBackend(self.settings(warm_launcher=False))
+            try:
+                sweeper.reconcile([])
+            finally:
+                sweeper.close()
         for server in self.started:
             # Reap the workers this process started, so none is left a zombie (and Popen does
             # not warn about a child it never waited for).

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,13 +29,17 @@ from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
 from distbench.backends.limits import cpu, network
 from distbench.backends.local_state import RunState, WorkerState, net_as_dict
 from distbench.backends.relay import Relay, socket_path_for
-from distbench.errors import InvalidInput
+from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
+from distbench.errors import BackendUnavailable, InvalidInput
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
 
 log = logging.getLogger(__name__)
 
 NAMESPACED_MASTER_PORT = 29500
+# A run that arrives while the launcher is still importing waits for it: that is no slower
+# than starting its workers cold, which would import the same things on the same cores.
+LAUNCHER_WAIT_S = 30.0
 LOG_TAIL_LINES = 30
 
 
@@ -58,6 +63,10 @@ class LocalBackend:
         self._runs: dict[int, RunState] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._relay: Relay | None = None
+        self._launcher: WarmLauncher | None = None
+        if settings.warm_launcher:
+            self._launcher = WarmLauncher(python=settings.worker_python, data_dir=settings.data_dir)
+            self._launcher.start()
 
     # -- the protocol ------------------------------------------------------------------------
     def check(self, new: NewRun) -> None:
@@ -226,6 +235,8 @@ class LocalBackend:
     def close(self) -> None:
         if self._relay is not None:
             self._relay.close()
+        if self._launcher is not None:
+            self._launcher.close()
 
     # -- internals ---------------------------------------------------------------------------
     def _start_workers(
@@ -236,6 +247,13 @@ class LocalBackend:
         server_url: str,
         run_token: str | None,
     ) -> list[cpu.CpuLimit]:
+        # Checked here because the wrappers (``sh -c ... exec``, ``ip netns exec``) would start
+        # fine and only the worker would fail, as an opaque exit code 127 or 1.
+        if shutil.which(self.settings.worker_python) is None:
+            raise BackendUnavailable(
+                f"worker_python={self.settings.worker_python!r} is not an executable file: set "
+                "DISTBENCH_WORKER_PYTHON to a Python that has distbench and torch installed"
+            )
         master_addr = net.workers[0].ip if net is not None else "127.0.0.1"
         master_port = NAMESPACED_MASTER_PORT if net is not None else free_port()
         socket_path = self._ensure_relay(server_url) if net is not None else None
@@ -272,30 +290,17 @@ class LocalBackend:
                 env["DISTBENCH_SERVER_SOCKET"] = str(socket_path)
             if run_token is not None:
                 env["DISTBENCH_TOKEN"] = run_token
-            command = [self.settings.worker_python, "-m", "distbench.worker"]
             worker_net = net.workers[rank] if net is not None else None
-            if worker_net is not None:
-                command = ["ip", "netns", "exec", worker_net.namespace, *command]
-            command = cpu.wrap_command(limit, command)
             log_path = Path(state.directory) / f"{pod_name}.log"
-            with log_path.open("ab") as log_file:
-                popen = subprocess.Popen(  # noqa: S603 -- arguments built here, no shell string
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=state.directory,
-                    # Own session: a worker survives (and is not signalled with) the server.
-                    start_new_session=True,
-                )
-            self._procs[pod_name] = popen
+            pid = self._fork_warm(env, state, pod_name, log_path, limit, worker_net)
+            if pid is None:
+                pid = self._start_cold(env, state, pod_name, log_path, limit, worker_net)
             state.workers.append(
                 WorkerState(
                     pod_name=pod_name,
                     rank=rank,
-                    pid=popen.pid,
-                    create_time=psutil.Process(popen.pid).create_time(),
+                    pid=pid,
+                    create_time=psutil.Process(pid).create_time(),
                     ip=worker_net.ip if worker_net is not None else "127.0.0.1",
                     log_path=str(log_path),
                     cgroup=limit.cgroup,
@@ -304,6 +309,59 @@ class LocalBackend:
                 )
             )
         return limits
+
+    def _fork_warm(
+        self,
+        env: dict[str, str],
+        state: RunState,
+        pod_name: str,
+        log_path: Path,
+        limit: cpu.CpuLimit,
+        worker_net: network.WorkerNet | None,
+    ) -> int | None:
+        if self._launcher is None or not self._launcher.wait_ready(LAUNCHER_WAIT_S):
+            return None
+        request = {
+            "env": env,
+            "cwd": state.directory,
+            "log_path": str(log_path),
+            "exit_file": str(Path(state.directory) / f"{pod_name}.exit"),
+            "netns": worker_net.namespace if worker_net is not None else None,
+            "cgroup_procs": str(Path(limit.cgroup) / "cgroup.procs") if limit.cgroup else None,
+            "cpus": list(limit.cpu_list) or None,
+        }
+        try:
+            return self._launcher.spawn(request)
+        except LauncherUnavailable as exc:
+            log.warning("%s; starting %s cold", exc, pod_name)
+            return None
+
+    def _start_cold(
+        self,
+        env: dict[str, str],
+        state: RunState,
+        pod_name: str,
+        log_path: Path,
+        limit: cpu.CpuLimit,
+        worker_net: network.WorkerNet | None,
+    ) -> int:
+        command = [self.settings.worker_python, "-m", "distbench.worker"]
+        if worker_net is not None:
+            command = ["ip", "netns", "exec", worker_net.namespace, *command]
+        command = cpu.wrap_command(limit, command)
+        with log_path.open("ab") as log_file:
+            popen = subprocess.Popen(  # noqa: S603 -- arguments built here, no shell string
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=state.directory,
+                # Own session: a worker survives (and is not signalled with) the server.
+                start_new_session=True,
+            )
+        self._procs[pod_name] = popen
+        return popen.pid
 
     def _ensure_relay(self, server_url: str) -> Path:
         with self._lock:

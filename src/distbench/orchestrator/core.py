@@ -104,8 +104,10 @@ class Orchestrator:
                 if run_id not in self._launching:
                     break
             time.sleep(0.05)
-        self.backend.stop(run, grace_s=STOP_GRACE_S)
+        # ABORTED is committed before the workers are signalled: stopped workers exit non-zero,
+        # and the monitor, seeing that first, would otherwise end the run FAILED.
         ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
+        self.backend.stop(run, grace_s=STOP_GRACE_S)
         if ended is not None:
             return ended
         with self.engine.connect() as conn:

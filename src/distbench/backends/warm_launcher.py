@@ -95,5 +95,7 @@ class WarmLauncher:
             self._process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=5)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()

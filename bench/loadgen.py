@@ -10,14 +10,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 try:  # the server's own extra (uvicorn[standard]) brings uvloop; asyncio's loop works too
     import uvloop
 except ImportError:  # pragma: no cover - depends on the install
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 WRK_INSTALL_HINT = "install it with `apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk`"
 
@@ -145,7 +146,7 @@ async def exchange(
             chunked = True
     if not chunked:
         return status, await reader.readexactly(length)
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
         if size == 0:
@@ -185,11 +186,11 @@ async def _timed_loop(
         writer.close()
 
 
-def _run(main: Callable[[], object]) -> None:
+def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     if uvloop is not None:
-        uvloop.run(main())  # type: ignore[arg-type]
+        uvloop.run(main())
     else:
-        asyncio.run(main())  # type: ignore[arg-type]
+        asyncio.run(main())
 
 
 def loop_name() -> str:

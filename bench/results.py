@@ -6,6 +6,7 @@ part per database; recording replaces that part (or adds it) and leaves everythi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,8 @@ class Report:
         return f"### {self.database.split()[0]}"
 
     def table(self) -> str:
-        widths = [max(len(r[i]) for r in self.rows) for i in range(3)]
+        texts = [(measure, result, target) for measure, result, target, _, _ in self.rows]
+        widths = [max(len(row[i]) for row in texts) for i in range(3)]
         lines = [
             f"\n{self.database}; {self.pinning}",
             f"{self.machine}\n",
@@ -77,32 +79,28 @@ class Report:
             target = target.replace(">=", "≥").replace("<=", "≤")
             lines.append(f"| {measure} | {result} | {target} | {'yes' if met else '**no**'} |")
         lines.append("")
-        lines += [f"- {m}: {'; '.join(notes)}." for m, _, _, _, notes in self.rows]
+        lines += [f"- {m}: {'; '.join(notes)}." for m, _, _, _, notes in self.rows if notes]
         return "\n".join(lines) + "\n"
 
 
 def replace_part(text: str, section: str, intro: str, heading: str, part: str) -> str:
     """``text`` with ``part`` (which starts with ``heading``) in ``section``, replacing the part
     of the same heading if there is one; the section is added, starting with ``intro``, if not."""
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.rstrip() == section]
-    if not starts:
-        return text.rstrip("\n") + "\n\n" + intro.rstrip("\n") + "\n\n" + part
-    start = starts[0]
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    inside = lines[start:end]
-    old = [i for i, line in enumerate(inside) if line.rstrip() == heading]
-    if old:
-        first = old[0]
-        last = next(
-            (i for i in range(first + 1, len(inside)) if inside[i].startswith("### ")),
-            len(inside),
-        )
-        inside[first:last] = [part + ("\n" if last < len(inside) else "")]
+    found = re.search(rf"^{re.escape(section)}[ \t]*$", text, re.MULTILINE)
+    if found is None:
+        before, body, after = text, intro, ""
     else:
-        body = "".join(inside).rstrip("\n") + "\n\n" + part
-        inside = [body + ("\n" if end < len(lines) else "")]
-    return "".join(lines[:start] + inside + lines[end:])
+        following = re.search(r"^## ", text[found.end() :], re.MULTILINE)
+        end = found.end() + following.start() if following else len(text)
+        before, body, after = text[: found.start()], text[found.start() : end], text[end:]
+    head, *parts = re.split(r"^(?=### )", body, flags=re.MULTILINE)
+    same = [i for i, p in enumerate(parts) if p.splitlines()[0].rstrip() == heading]
+    if same:
+        parts[same[0]] = part
+    else:
+        parts.append(part)
+    body = "\n\n".join(chunk.strip("\n") for chunk in (head, *parts))
+    return "\n\n".join(c.strip("\n") for c in (before, body, after) if c.strip()) + "\n"
 
 
 def record(report: Report, path: Path) -> Path:

@@ -36,6 +36,7 @@ from distbench.errors import (
     DatabaseUnavailable,
     DistbenchError,
     Forbidden,
+    InternalError,
     InvalidInput,
     LimitUnsupported,
     NotFound,
@@ -563,11 +564,15 @@ def test_answer_that_is_not_the_api_is_api_error() -> None:
     assert "http://distbench.test/api/runs/" in caught.value.message
     with pytest.raises(ApiError, match="unexpected answer"):
         _answering(200, b'{"not": "a list of runs"}').runs()
-    with pytest.raises(ApiError) as internal:
+    with pytest.raises(InternalError) as internal:
         _answering(500, b'{"error": {"code": "internal_error", "message": "boom"}}').runs()
     assert internal.value.status_code == 500
-    assert internal.value.error_code == "internal_error"
+    assert internal.value.message == "boom"
     assert internal.value.details == {}
+    with pytest.raises(ApiError) as unknown:
+        _answering(418, b'{"error": {"code": "teapot", "message": "short and stout"}}').runs()
+    assert unknown.value.status_code == 418
+    assert unknown.value.error_code == "teapot"
 
 
 def test_health_with_the_database_down_raises_the_typed_error() -> None:

@@ -54,7 +54,13 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
             server_token=token,
             start_timeout_s=settings.start_timeout_s,
         )
-        collector = Collector(engine=engine, backend=chosen, interval_s=settings.collect_interval_s)
+        pod_points = app.state.observability.points_ingested.labels(kind="pod")
+        collector = Collector(
+            engine=engine,
+            backend=chosen,
+            interval_s=settings.collect_interval_s,
+            on_stored=pod_points.inc,
+        )
         app.state.engine = engine
         app.state.orchestrator = orchestrator
         app.state.collector = collector

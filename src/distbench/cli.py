@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from distbench import cli_runs
 from distbench.errors import DistbenchError
 from distbench.settings import Settings
 
@@ -178,6 +179,9 @@ def db_current(database_url: DatabaseUrlOption = None) -> None:
     finally:
         engine.dispose()
     typer.echo(f"database: {current or 'empty'}; needed: {schema.head_revision()}")
+
+
+cli_runs.register(app)
 
 
 def main() -> None:

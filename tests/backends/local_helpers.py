@@ -2,9 +2,9 @@
 what the tests of real runs share: polling with deadlines, finding a run's worker processes, and
 checking that a run left nothing behind on the machine.
 
-Every test that starts a run uses ``start_local``; its teardown aborts what is still active,
-stops the servers (threads and subprocesses), kills any worker left over and removes the
-namespaces and cgroups, even when the test failed.
+Every test that starts a run uses the ``local_servers`` fixture; its teardown aborts what is
+still active, stops the servers (threads and subprocesses), kills any worker left over and
+removes the namespaces and cgroups, even when the test failed.
 """
 
 from __future__ import annotations
@@ -257,8 +257,9 @@ def run_state_file(data_dir: Path, job_id: str) -> RunState:
 
 
 def worker_pids(data_dir: Path, job_id: str) -> dict[int, int]:
-    """Rank -> pid of the run's workers, as the backend recorded them."""
-    return {w.rank: w.pid for w in run_state_file(data_dir, job_id).workers}
+    """Rank -> pid of the run's workers, as the backend recorded them (none yet: empty)."""
+    state = RunState.load(data_dir / "runs" / job_id)
+    return {} if state is None else {w.rank: w.pid for w in state.workers}
 
 
 def is_running(pid: int) -> bool:

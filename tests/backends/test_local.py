@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from distbench.backends.limits import network
+from distbench.backends.limits import cpu, network
 from distbench.collector.sampler import RESOURCE_METRICS
 from tests.backends.local_helpers import (
     ENDLESS,
@@ -123,7 +123,7 @@ def test_default_run_trains_to_finished(local_servers: LocalServers) -> None:
                 assert float(sent[-1]["value"]) > 0, "all-reduce traffic left no trace"
 
         logs = http.get(f"/api/runs/{run_id}/logs").json()["logs"]
-        assert f"rank 0/2 joining gloo" in logs[names[0]]
+        assert "rank 0/2 joining gloo" in logs[names[0]]
         assert "rank 1 done" in logs[names[1]]
     assert_cleaned_up(local_servers.data_dir, run["job_id"])
 
@@ -233,7 +233,8 @@ def test_workers_that_never_join_fail_at_the_start_timeout(
     sleeper = tmp_path / "never-joins"
     sleeper.write_text("#!/bin/sh\nsleep 600\n")
     sleeper.chmod(0o755)
-    server = local_servers.start(worker_python=str(sleeper), start_timeout_s=3)
+    # Cold starts: the warm launcher would run the script too, and never become ready.
+    server = local_servers.start(worker_python=str(sleeper), start_timeout_s=3, warm_launcher=False)
     with server.client() as http:
         run = post_run(http, options=QUICK)
         pids = wait_for(
@@ -292,11 +293,13 @@ def test_half_a_cpu_holds_a_busy_worker_to_half_a_core(local_servers: LocalServe
 
 
 @sqlite_only
-def test_without_namespaces_a_cap_is_refused_and_runs_use_loopback(
+def test_without_root_limits_it_cannot_enforce_are_refused_and_runs_still_run(
     local_servers: LocalServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # What a server that is not root sees: no namespaces, no cgroups it may write.
     reason = "the server is not running as root (CAP_NET_ADMIN is needed)"
     monkeypatch.setattr(network, "namespaces_available", lambda: reason)
+    monkeypatch.setattr(cpu, "detect_method", lambda root=None: ("cpu_affinity", None))
     server = local_servers.start()
     with server.client() as http:
         capped = http.post(
@@ -307,12 +310,22 @@ def test_without_namespaces_a_cap_is_refused_and_runs_use_loopback(
         assert error["code"] == "limit_unsupported"
         assert reason in error["message"]
         assert "max_bandwidth=100" in error["message"]
+
+        half = http.post("/api/runs/", json={"name": "half", "num_workers": 2, "num_cpus": 0.5})
+        assert half.status_code == 400, half.text
+        assert half.json()["error"]["code"] == "limit_unsupported"
+        assert "num_cpus=0.5 needs a CFS quota" in half.json()["error"]["message"]
         assert http.get("/api/runs/").json() == []
 
+        # Whole cores and no cap: it runs, over loopback, held to its cores by affinity.
         run = post_run(http, options=QUICK)
-        pods = wait_for(lambda: pods_of(http, run["id"]), what="the run's pods")
+        pods = wait_for(
+            lambda: len(p := pods_of(http, run["id"])) == 2 and p, what="the run's pods"
+        )
         assert [pod["ip"] for pod in pods] == ["127.0.0.1", "127.0.0.1"]
         finished = wait_for_state(http, run["id"], "FINISHED", timeout_s=60)
-        assert "loopback" in finished["job_metadata"]["limits"]["network"]
+        limits = finished["job_metadata"]["limits"]
+        assert "loopback" in limits["network"]
+        assert limits["cpu_method"] == "cpu_affinity"
         assert "val_accuracy" in run_metric_names(http, run["id"])
     assert_cleaned_up(local_servers.data_dir, run["job_id"], namespaced=False)

@@ -58,6 +58,6 @@ def health(engine: EngineDep, backend: BackendDep) -> Response:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
 def prometheus(request: Request) -> Response:
-    """Request counts and latencies, metric points ingested, runs by state."""
+    """Request counts and latencies, and metric points ingested (run and pod)."""
     observability = request.app.state.observability
     return Response(observability.render(), media_type=observability.content_type)

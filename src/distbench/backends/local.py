@@ -194,9 +194,13 @@ class LocalBackend:
 
     def stop(self, run: RunRecord, *, grace_s: float) -> None:
         state = self._state(run)
-        if state is None or state.cleaned:
+        if state is None:
             return
         alive = [p for w in state.workers if (p := _process(w)) is not None]
+        # A cleaned run can still have workers: ones created after an earlier stop (a run
+        # that timed out while its workers were being created).
+        if state.cleaned and not alive:
+            return
         for process in alive:
             _signal_group(process.pid, signal.SIGTERM)
         _, still_alive = psutil.wait_procs(alive, timeout=max(grace_s, 0.0))
@@ -222,6 +226,10 @@ class LocalBackend:
             if state.job_id in active_jobs:
                 with self._lock:
                     self._runs[state.run_id] = state
+                if state.net is not None:
+                    # Namespaced workers post their metrics through the relay's socket, which
+                    # went away with the old server: without a new one they are all lost.
+                    self._ensure_relay(self.settings.advertised_url)
                 continue
             log.info("run %s: cleaning up what an earlier server left", state.run_id)
             with self._lock:

@@ -37,14 +37,27 @@ class WarmLauncher:
         """Start importing in the background; ``spawn`` waits for it when first needed."""
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(  # noqa: S603 -- fixed arguments
-                [self.python, "-m", "distbench.worker.launcher", "--socket", str(self.socket_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                env=env,
-            )
+        try:
+            with self.log_path.open("ab") as log_file:
+                self._process = subprocess.Popen(  # noqa: S603 -- fixed arguments
+                    [
+                        self.python,
+                        "-m",
+                        "distbench.worker.launcher",
+                        "--socket",
+                        str(self.socket_path),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=log_file,
+                    env=env,
+                )
+        except OSError as exc:
+            # A bad worker_python must not stop the server from starting: workers start cold,
+            # and creating them reports the problem on the run.
+            log.warning("the warm launcher could not be started (%s); workers start cold", exc)
+            self._failed.set()
+            return
         threading.Thread(target=self._await_ready, name="launcher-ready", daemon=True).start()
 
     def _await_ready(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -25,13 +26,24 @@ RESOURCE_METRICS = (
 )
 
 
+LIVE_PHASES = ("Pending", "Running")
+
+
 def is_counter(name: str) -> bool:
     return name.endswith("_total")
 
 
 class Collector:
-    def __init__(self, *, engine: sa.Engine, backend: ClusterBackend, interval_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        backend: ClusterBackend,
+        interval_s: float,
+        on_stored: Callable[[int], object] | None = None,
+    ) -> None:
         self.engine = engine
+        self.on_stored = on_stored
         self.backend = backend
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -55,19 +67,23 @@ class Collector:
                 log.exception("collector sample failed; trying again next interval")
 
     def sample_once(self) -> int:
-        """Sample every Running pod once; returns the number of points stored."""
+        """Sample every live pod (Pending or Running) once; returns the points stored."""
+        live = [pod.name for pod in self.backend.list_pods() if pod.phase in LIVE_PHASES]
+        return self.sample_pods(live)
+
+    def sample_pods(self, pod_names: Sequence[str]) -> int:
+        """Sample these pods now, whatever their phase (the orchestrator calls this as a run
+        ends, before its network is removed, so the last counters are kept)."""
         points: list[MetricPoint] = []
-        for pod in self.backend.list_pods():
-            if pod.phase != "Running":
-                continue
+        for pod_name in pod_names:
             date_us = now_us()
-            for name, value in self.backend.resource_counters(pod.name).items():
+            for name, value in self.backend.resource_counters(pod_name).items():
                 points.append(
                     MetricPoint(
                         name=name,
                         date_us=date_us,
                         value=float(value),
-                        pod_name=pod.name,
+                        pod_name=pod_name,
                         cumulative=is_counter(name),
                     )
                 )
@@ -80,5 +96,7 @@ class Collector:
             # A pod the orchestrator has not recorded yet (it is being launched); next time.
             log.debug("collector skipped a sample: %s", exc.message)
             return 0
+        if self.on_stored is not None:
+            self.on_stored(len(points))
         self.samples_taken += 1
         return len(points)

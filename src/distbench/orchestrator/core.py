@@ -61,6 +61,9 @@ class Orchestrator:
         # until ``launch`` returns (a half-created run would look like one whose workers died).
         self._launching: set[int] = set()
         self._launching_lock = threading.Lock()
+        # Called with a run's pod names just before its workers are cleaned up (the collector
+        # takes its last sample there: a removed network namespace has no counters left).
+        self.before_cleanup: Callable[[list[str]], object] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,8 +121,16 @@ class Orchestrator:
         try:
             self._create_workers(run)
         finally:
+            # Checked under the lock the monitor takes after failing a launching run (see
+            # ``_check_deadlines``), so exactly one of the two sees the other and stops workers.
             with self._launching_lock:
                 self._launching.discard(run.id)
+                with self.engine.connect() as conn:
+                    ended_meanwhile = not run_store.get_run(conn=conn, run_id=run.id).is_active
+            if ended_meanwhile:
+                # It ended (its start timeout) while its workers were being created: they were
+                # not there to be stopped then, so they are stopped now.
+                self.backend.stop(run, grace_s=0)
 
     def _create_workers(self, run: RunRecord) -> None:
         token = run_token(self.server_token, run.id) if self.server_token else None
@@ -188,7 +199,9 @@ class Orchestrator:
             with self._launching_lock:
                 launching = run.id in self._launching
             if launching:
-                self._check_deadlines(run, RunStatus(state="starting", reason="creating workers"))
+                self._check_deadlines(
+                    run, RunStatus(state="starting", reason="creating workers"), launching=True
+                )
                 continue
             self._apply(run, self.backend.status(run), restarted=False)
 
@@ -224,7 +237,9 @@ class Orchestrator:
         else:
             self._check_deadlines(run, status)
 
-    def _check_deadlines(self, run: RunRecord, status: RunStatus) -> None:
+    def _check_deadlines(
+        self, run: RunRecord, status: RunStatus, *, launching: bool = False
+    ) -> None:
         seen_at = self._seen_at.setdefault(run.id, self._clock())
         elapsed_s = self._clock() - seen_at
         start_timeout_s = run.start_timeout_s or self.start_timeout_s
@@ -236,6 +251,16 @@ class Orchestrator:
                 reason += f": {status.reason}"
         elif time_limit_s is not None and elapsed_s > float(time_limit_s):
             reason = f"the run exceeded its time_limit_s={time_limit_s:g}"
-        if reason is not None:
+        if reason is None:
+            return
+        if not launching:
             self.backend.stop(run, grace_s=STOP_GRACE_S)
             self._end(run.id, "FAILED", {"error": reason})
+            return
+        # Its workers are still being created: stopping now would miss those created later.
+        # The launch thread stops them when it finishes, unless it finished meanwhile.
+        self._end(run.id, "FAILED", {"error": reason})
+        with self._launching_lock:
+            launch_finished = run.id not in self._launching
+        if launch_finished:
+            self.backend.stop(run, grace_s=STOP_GRACE_S)

@@ -62,6 +62,8 @@ class BatchReporter:
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queue)
         self._closing = threading.Event()
         self._posted_once = False
+        # Points of the batch being posted now: still undelivered if ``close`` gives up on it.
+        self._in_flight = 0
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -94,6 +96,9 @@ class BatchReporter:
         self._closing.set()
         self._thread.join(timeout=timeout_s)
         left = self._queue.qsize()
+        if self._thread.is_alive():
+            # Gave up waiting on a post: its points are not delivered as far as we can tell.
+            left += self._in_flight
         if left:
             self.failed += left
         if self.failed or self.dropped:
@@ -105,13 +110,17 @@ class BatchReporter:
                 self.dropped,
                 self.sent,
             )
-        self.http.close()
+        if not self._thread.is_alive():
+            # (Closing the client under a post still in progress would crash the sender.)
+            self.http.close()
 
     def _run(self) -> None:
         while True:
             batch = self._take()
             if batch:
+                self._in_flight = len(batch)
                 self._post(batch)
+                self._in_flight = 0
             elif self._closing.is_set():
                 return
 

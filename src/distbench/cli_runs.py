@@ -1,0 +1,232 @@
+"""The client side of the CLI: start, watch, list, inspect, abort and export runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distbench.client import Client, Run
+from distbench.errors import DistbenchError
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="DISTBENCH_URL", help="The server [env DISTBENCH_URL]", show_default=True
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="DISTBENCH_TOKEN",
+        help="Bearer token for writes [env DISTBENCH_TOKEN]",
+        show_default=False,
+    ),
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"distbench: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def connected(url: str, token: str | None) -> Iterator[Client]:
+    """A client whose errors end the command with their one-line message."""
+    try:
+        with Client(url, token=token) as client:
+            yield client
+    except DistbenchError as exc:
+        raise _fail(exc.message) from None
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse (numbers, lists, true)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"--option {pair!r}: write it as key=value, e.g. --option seed=3", 2)
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("abort")(abort)
+    app.command("logs")(logs)
+    app.command("export")(export)
+
+
+def run(
+    benchmark: Annotated[str, typer.Option(help="Benchmark task (see the README)")] = "digits",
+    workers: Annotated[int, typer.Option(min=1, help="Number of workers")] = 2,
+    cpus: Annotated[float, typer.Option(help="Cores per worker")] = 1.0,
+    bandwidth: Annotated[
+        float | None, typer.Option(help="Egress cap per worker, Mbit/s [default: none]")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Run name [default: from the settings]")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Task option key=value (repeatable)")
+    ] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Fail the run after this many s")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run and print its result")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Start a run; with --wait, show its progress and result (exit 1 unless it FINISHED)."""
+    options = parse_options(option or [])
+    label = name or f"{benchmark} x{workers}, {cpus:g} CPU" + (
+        f", {bandwidth:g} Mbit/s" if bandwidth is not None else ""
+    )
+    console = Console()
+    with connected(url, token) as client:
+        started = client.start_run(
+            name=label[:100],
+            num_workers=workers,
+            num_cpus=cpus,
+            max_bandwidth=bandwidth,
+            benchmark=benchmark,
+            time_limit_s=time_limit,
+            options=options,
+        )
+        console.print(f"run {started.id} started: {label}")
+        if not wait:
+            return
+        from distbench.watch import follow, result_table
+
+        try:
+            ended = follow(client, started, console)
+        except KeyboardInterrupt:
+            console.print(
+                f"stopped watching; run {started.id} goes on (distbench abort {started.id})"
+            )
+            raise typer.Exit(130) from None
+        console.print(result_table(client, ended))
+    if ended.state != "FINISHED":
+        raise typer.Exit(1)
+
+
+def runs(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """List runs, newest first."""
+    with connected(url, token) as client:
+        all_runs = client.runs()
+    if not all_runs:
+        typer.echo("no runs yet — start one with `distbench run --wait`")
+        return
+    table = Table()
+    for column in (
+        "id",
+        "name",
+        "state",
+        "benchmark",
+        "workers",
+        "cpus",
+        "Mbit/s",
+        "created",
+        "duration",
+    ):
+        table.add_column(column)
+    for item in all_runs:
+        table.add_row(
+            str(item.id),
+            item.name,
+            item.state,
+            item.benchmark or "",
+            str(item.num_workers or ""),
+            f"{item.num_cpus:g}" if item.num_cpus is not None else "",
+            f"{item.max_bandwidth:g}" if item.max_bandwidth is not None else "-",
+            item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            _duration(item),
+        )
+    Console().print(table)
+
+
+def _duration(item: Run) -> str:
+    if item.started_at is None or item.finished_at is None:
+        return ""
+    return f"{(item.finished_at - item.started_at).total_seconds():.1f} s"
+
+
+def show(
+    run_id: Annotated[int, typer.Argument(help="The run's id")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Show a run: configuration, limits, result and each pod's resource use."""
+    from distbench.watch import result_table
+
+    with connected(url, token) as client:
+        item = client.run(run_id)
+        console = Console()
+        console.print(result_table(client, item))
+        console.print(f"options: {json.dumps(item.options, sort_keys=True)}")
+
+
+def abort(
+    run_id: Annotated[int, typer.Argument(help="The run's id")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Abort a run (its workers are stopped; its data is kept)."""
+    with connected(url, token) as client:
+        item = client.abort_run(run_id)
+    typer.echo(f"run {item.id} is {item.state}")
+
+
+def logs(
+    run_id: Annotated[int, typer.Argument(help="The run's id")],
+    tail: Annotated[int | None, typer.Option(min=1, help="Only the last N lines of each")] = None,
+    pod: Annotated[str | None, typer.Option(help="Only this pod's output")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Print each worker's output."""
+    with connected(url, token) as client:
+        by_pod = client.run_logs(run_id, tail=tail)
+    if pod is not None:
+        if pod not in by_pod:
+            raise _fail(f"run {run_id} has no pod {pod!r}; it has {', '.join(by_pod) or 'none'}")
+        by_pod = {pod: by_pod[pod]}
+    for name, text in by_pod.items():
+        typer.echo(f"==> {name} <==")
+        typer.echo(text, nl=not text.endswith("\n"))
+
+
+def export(
+    run_id: Annotated[int, typer.Argument(help="The run's id")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or zip")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-O", help="File to write [default: stdout]")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Export a run's metrics as CSV, JSON or a zip (MLBench's layout)."""
+    if fmt not in ("csv", "json", "zip"):
+        raise _fail(f"--format {fmt!r}: choose csv, json or zip", 2)
+    with connected(url, token) as client:
+        data = client.export_run(run_id, fmt)  # type: ignore[arg-type]
+    if output is None:
+        if fmt == "zip" and sys.stdout.isatty():
+            raise _fail("a zip is binary: write it to a file with --output run.zip", 2)
+        sys.stdout.buffer.write(data)
+        return
+    output.write_bytes(data)
+    typer.echo(f"wrote {len(data)} bytes to {output}")

@@ -1,0 +1,255 @@
+"""The worker's metric reporter: batches reach a real server; a failing server gets retries, then
+the points are counted as failed and logged, never dropped silently; ``report`` never blocks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from distbench.worker.env import read_env
+from distbench.worker.reporter import BatchReporter, NullReporter, http_client
+from distbench.worker.runtime import make_reporter
+from tests.backends.local_helpers import wait_for
+from tests.conftest import RunningServer, StartServer, free_port
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Real HTTP, with a record of every request body sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[list[dict[str, object]]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.read()))
+        return super().handle_request(request)
+
+
+def counting_client(url: str) -> tuple[httpx.Client, CountingTransport]:
+    transport = CountingTransport()
+    return httpx.Client(base_url=url, timeout=30, transport=transport), transport
+
+
+@pytest.fixture
+def run_id(start_server: StartServer) -> Iterator[tuple[RunningServer, int]]:
+    server = start_server()
+    with httpx.Client(base_url=server.url) as http:
+        response = http.post("/api/runs/", json={"name": "reported", "num_workers": 1})
+        assert response.status_code == 200, response.text
+        yield server, response.json()["id"]
+
+
+def test_points_arrive_in_batches(run_id: tuple[RunningServer, int]) -> None:
+    server, rid = run_id
+    http, transport = counting_client(server.url)
+    reporter = BatchReporter(run_id=rid, http=http, flush_interval_s=0.5)
+    for step in range(200):
+        reporter.report("loss", 1.0 / (step + 1), metadata=f'{{"step": {step}}}')
+    reporter.report("val_loss", float("nan"))
+    reporter.report("ratio", float("inf"))
+    reporter.report("samples", 1000, cumulative=True)
+    reporter.close()
+
+    assert (reporter.sent, reporter.failed, reporter.dropped) == (203, 0, 0)
+    # Far fewer requests than points: they went in batches.
+    assert 1 <= len(transport.bodies) <= 5
+    assert sum(len(body) for body in transport.bodies) == 203
+    with httpx.Client(base_url=server.url) as client:
+        series = client.get(f"/api/metrics/{rid}/", params={"metric_type": "run"}).json()
+    assert len(series["loss"]) == 200
+    assert float(series["loss"][0]["value"]) == 1.0
+    assert series["loss"][9]["metadata"] == '{"step": 9}'
+    assert series["val_loss"][0]["value"].lower() == "nan"
+    assert series["ratio"][0]["value"].lower() in {"inf", "infinity"}
+    assert series["samples"][0]["cumulative"] is True
+
+
+@dataclass
+class ScriptedServer:
+    """A real HTTP server answering POSTs with ``status``; ``hold`` keeps requests waiting."""
+
+    status: int = 503
+    hold: threading.Event | None = None
+    received: list[bytes] = field(default_factory=list)
+    got_request: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                scripted.received.append(body)
+                scripted.got_request.set()
+                if scripted.hold is not None:
+                    scripted.hold.wait(timeout=30)
+                payload = b'{"error": {"code": "scripted", "message": "", "details": {}}}'
+                self.send_response(scripted.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        return Handler
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    script = ScriptedServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), script.handler())
+    httpd.daemon_threads = True
+    script.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield script
+    finally:
+        if script.hold is not None:
+            script.hold.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_failing_server_is_retried_then_points_counted_failed(
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sleeps: list[float] = []
+    reporter = BatchReporter(
+        run_id=1,
+        http=httpx.Client(base_url=scripted.url, timeout=10),
+        attempts=4,
+        backoff_s=0.5,
+        sleep=sleeps.append,
+    )
+    for step in range(10):
+        reporter.report("loss", float(step))
+    wait_for(
+        lambda: sum(len(json.loads(body)) for body in scripted.received) >= 10 * 4,
+        what="every point to be tried four times",
+    )
+    with caplog.at_level(logging.WARNING, logger="distbench.worker.reporter"):
+        reporter.close()
+
+    assert (reporter.sent, reporter.failed, reporter.dropped) == (0, 10, 0)
+    # Each batch was sent `attempts` times, backing off between tries.
+    batches = [json.loads(body) for body in scripted.received]
+    assert all(batches.count(batch) == 4 for batch in batches)
+    assert sleeps[:3] == [0.5, 1.0, 2.0]
+    assert "metrics not delivered: 10 failed after 4 attempts" in caplog.text
+
+
+def test_unreachable_server_counts_points_failed() -> None:
+    reporter = BatchReporter(
+        run_id=1,
+        http=httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=5),
+        attempts=3,
+        sleep=lambda _s: None,
+    )
+    for step in range(5):
+        reporter.report("loss", float(step))
+    reporter.close()
+    assert (reporter.sent, reporter.failed) == (0, 5)
+
+
+def test_points_the_server_refuses_are_not_resent(run_id: tuple[RunningServer, int]) -> None:
+    server, rid = run_id
+    http, transport = counting_client(server.url)
+    # A run that does not exist: 404, which no retry can fix.
+    reporter = BatchReporter(run_id=rid + 1000, http=http, attempts=5, sleep=lambda _s: None)
+    reporter.report("loss", 1.0)
+    reporter.close()
+    assert (reporter.sent, reporter.failed) == (0, 1)
+    assert len(transport.bodies) == 1
+
+
+def test_report_never_blocks_and_a_full_queue_is_counted(scripted: ScriptedServer) -> None:
+    scripted.status = 201
+    scripted.hold = threading.Event()
+    reporter = BatchReporter(
+        run_id=1,
+        http=httpx.Client(base_url=scripted.url, timeout=30),
+        max_queue=10,
+        flush_interval_s=0.05,
+    )
+    reporter.report("loss", 0.0)
+    assert scripted.got_request.wait(timeout=10)  # the sender is now stuck in its post
+
+    done = threading.Event()
+
+    def report_many() -> None:
+        for step in range(25):
+            reporter.report("loss", float(step + 1))
+        done.set()
+
+    threading.Thread(target=report_many, daemon=True).start()
+    assert done.wait(timeout=10), "report() blocked while the server was not answering"
+    assert reporter.dropped == 15
+
+    scripted.hold.set()
+    reporter.close()
+    assert (reporter.sent, reporter.failed, reporter.dropped) == (11, 0, 15)
+
+
+def test_points_in_flight_at_close_are_counted_failed(
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.status = 201
+    scripted.hold = threading.Event()
+    reporter = BatchReporter(run_id=1, http=httpx.Client(base_url=scripted.url, timeout=30))
+    for step in range(5):
+        reporter.report("loss", float(step))
+    assert scripted.got_request.wait(timeout=10)
+    wait_for(
+        lambda: sum(len(json.loads(body)) for body in scripted.received) == 5,
+        what="all five points to be in a post",
+    )
+    with caplog.at_level(logging.ERROR, logger="distbench.worker.reporter"):
+        reporter.close(timeout_s=0.2)  # the worker is exiting; the server still has not answered
+    assert reporter.sent + reporter.failed == 5, (reporter.sent, reporter.failed)
+    assert reporter.failed == 5
+    assert "metrics not delivered: 5 failed" in caplog.text
+    scripted.hold.set()
+
+
+def test_no_server_configured_gives_the_null_reporter() -> None:
+    env = read_env({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "x", "MASTER_PORT": "1"})
+    reporter = make_reporter(env)
+    assert isinstance(reporter, NullReporter)
+    reporter.report("loss", 1.0)
+    reporter.close()
+
+
+def test_worker_reporter_talks_to_the_server_it_is_given(
+    run_id: tuple[RunningServer, int],
+) -> None:
+    server, rid = run_id
+    env = read_env(
+        {
+            "RANK": "0",
+            "WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": "1",
+            "DISTBENCH_RUN_ID": str(rid),
+            "DISTBENCH_SERVER_URL": server.url,
+        }
+    )
+    reporter = make_reporter(env)
+    assert isinstance(reporter, BatchReporter)
+    reporter.report("epoch", 1)
+    reporter.close()
+    assert reporter.sent == 1
+    with http_client(server_url=server.url, server_socket=None, token=None) as http:
+        series = http.get(f"/api/metrics/{rid}/", params={"metric_type": "run"}).json()
+    assert [float(point["value"]) for point in series["epoch"]] == [1.0]

@@ -80,12 +80,16 @@ class CpuUse:
     database_s: float | None = None
     core_pct: dict[int, float] = field(default_factory=dict)
 
+    def server_each(self, count: int, unit: str) -> str:
+        """The server's CPU time per ``unit``, ``count`` of them having been served."""
+        return f"{_per(self.server_s, count)}/{unit}"
+
     def text(self, count: int, unit: str) -> str:
-        """The server's CPU per ``unit`` (``count`` were served), its share of a core, and how
-        busy the cores were."""
-        parts = [f"server CPU {_per(self.server_s, count)} per {unit}"]
+        """PostgreSQL's CPU per ``unit`` (``count`` were served), the server's share of its
+        core, and how busy the cores were."""
+        parts = []
         if self.database_s is not None:
-            parts.append(f"PostgreSQL backends {_per(self.database_s, count)}")
+            parts.append(f"PostgreSQL backends' CPU {_per(self.database_s, count)} per {unit}")
         parts.append(f"server process {100 * self.server_s / self.elapsed_s:.0f}% of a core")
         cores = ", ".join(f"core {c} {p:.0f}%" for c, p in sorted(self.core_pct.items()))
         return ", ".join(parts) + f"; {cores} busy"
@@ -93,7 +97,9 @@ class CpuUse:
 
 def _per(seconds: float, count: int) -> str:
     each_us = 1e6 * seconds / max(1, count)
-    return f"{each_us:.1f} µs" if each_us < 1000 else f"{each_us / 1000:.1f} ms"
+    if each_us < 1000:
+        return f"{each_us:.1f} µs"
+    return f"{each_us / 1000:.1f} ms" if each_us < 100_000 else f"{each_us / 1000:.0f} ms"
 
 
 @contextmanager

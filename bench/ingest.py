@@ -80,15 +80,6 @@ class Bench:
     db: Database
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    measure: str
-    result: str
-    target: str
-    met: bool
-    notes: list[str]
-
-
 @contextmanager
 def watched(bench: Bench, phase: str) -> Iterator[cpu.CpuUse]:
     """CPU use of a phase, and with ``--profile`` the server's stacks sampled during it."""
@@ -106,7 +97,7 @@ def watched(bench: Bench, phase: str) -> Iterator[cpu.CpuUse]:
 # -- single POSTs ---------------------------------------------------------------------------
 
 
-def single_posts(bench: Bench) -> Outcome:
+def single_posts(bench: Bench) -> results.Row:
     args, seeded = bench.args, bench.seeded
     use_wrk = args.load_generator == "wrk" or (
         args.load_generator == "auto" and loadgen.wrk_path() is not None
@@ -160,12 +151,13 @@ def single_posts(bench: Bench) -> Outcome:
     valid = result.failed == 0 and stored >= result.completed
     if not valid:
         notes.append("FAILED REQUESTS OR MISSING ROWS: the rate above is not valid")
-    return Outcome(
-        "single POST /api/metrics",
-        f"{result.per_s:,.0f} req/s",
-        f">= {TARGET_SINGLE_PER_S:,} req/s",
-        valid and result.per_s >= TARGET_SINGLE_PER_S,
-        notes,
+    return results.Row(
+        measure="single POST /api/metrics",
+        result=f"{result.per_s:,.0f} req/s",
+        target=f">= {TARGET_SINGLE_PER_S:,} req/s",
+        met=valid and result.per_s >= TARGET_SINGLE_PER_S,
+        server_cpu=use.server_each(result.completed, "request"),
+        notes=notes,
     )
 
 
@@ -188,7 +180,7 @@ def series_points(count: int, run_id: int) -> list[dict[str, object]]:
     ]
 
 
-def batch_posts(bench: Bench) -> Outcome:
+def batch_posts(bench: Bench) -> results.Row:
     args = bench.args
     points = series_points(args.series_points, bench.seeded.series_run_id)
     size = args.batch_size
@@ -210,12 +202,13 @@ def batch_posts(bench: Bench) -> Outcome:
         result = post(bodies, args.batch_clients)
     per_s = len(points) / result.elapsed_s
     mib = sum(map(len, bodies)) / 2**20
-    return Outcome(
-        "batch POST /api/metrics/batch",
-        f"{per_s:,.0f} points/s",
-        f">= {TARGET_BATCH_POINTS_PER_S:,} points/s",
-        per_s >= TARGET_BATCH_POINTS_PER_S,
-        [
+    return results.Row(
+        measure="batch POST /api/metrics/batch",
+        result=f"{per_s:,.0f} points/s",
+        target=f">= {TARGET_BATCH_POINTS_PER_S:,} points/s",
+        met=per_s >= TARGET_BATCH_POINTS_PER_S,
+        server_cpu=use.server_each(len(points), "point"),
+        notes=[
             f"{len(points):,} points in {len(bodies)} bodies of {size:,} ({mib:.1f} MiB) from "
             f"{args.batch_clients} clients in {result.elapsed_s:.2f} s; "
             f"request p50 {result.latency_ms.get('p50', 0):.0f} ms",
@@ -246,7 +239,7 @@ def timed_gets(port: int, path: str, repeats: int) -> tuple[list[float], bytes]:
     return times, body
 
 
-def series_reads(bench: Bench) -> list[Outcome]:
+def series_reads(bench: Bench) -> list[results.Row]:
     args = bench.args
     base = f"/api/metrics/{bench.seeded.series_run_id}/?metric_type=run&metric_filter={SERIES_NAME}"
     outcomes = []
@@ -269,12 +262,13 @@ def series_reads(bench: Bench) -> list[Outcome]:
         median_ms = 1000 * statistics.median(times)
         p90_ms = 1000 * sorted(times)[max(0, math.ceil(0.9 * len(times)) - 1)]
         outcomes.append(
-            Outcome(
-                f"GET {args.series_points:,}-point series, {label}",
-                f"{median_ms:.0f} ms median, {p90_ms:.0f} ms p90",
-                f"<= {target_ms} ms",
-                median_ms <= target_ms,
-                [
+            results.Row(
+                measure=f"GET {args.series_points:,}-point series, {label}",
+                result=f"{median_ms:.0f} ms median, {p90_ms:.0f} ms p90",
+                target=f"<= {target_ms} ms",
+                met=median_ms <= target_ms,
+                server_cpu=use.server_each(args.repeats + 1, "GET"),
+                notes=[
                     f"{len(served):,} points, {len(body) / 2**20:.1f} MiB; {args.repeats} GETs "
                     f"after a warm-up, min {1000 * min(times):.0f} ms",
                     use.text(args.repeats + 1, "GET"),
@@ -374,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         machine=machine(),
         command=command_line(),
         pinning=f"{pinning}; busy with other work just before: {busy}",
-        rows=[(o.measure, o.result, o.target, o.met, o.notes) for o in outcomes],
+        rows=outcomes,
     )
     print(report.table())
     if args.profile is not None:

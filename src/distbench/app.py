@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
         app.state.engine = engine
         app.state.orchestrator = orchestrator
         app.state.collector = collector
+        orchestrator.before_cleanup = collector.sample_pods
         orchestrator.start()
         collector.start()
         try:

@@ -21,6 +21,17 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def iso_or_unchanged(value: object) -> object:
+    """Text in any ISO 8601 form Python reads (basic ``20180803T092138Z`` included) as a
+    datetime; anything else unchanged, for the caller's own parsing and error message."""
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def to_us(value: dt.datetime) -> int:
     delta = as_utc(value) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * _US_PER_S + delta.microseconds

@@ -31,7 +31,7 @@ from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
 from distbench.store.records import MetricPoint
-from distbench.timefmt import format_us, now_us, to_us
+from distbench.timefmt import format_us, iso_or_unchanged, now_us, to_us
 
 router = APIRouter(tags=["metrics"])
 
@@ -69,7 +69,7 @@ def parse_since(text: str | None) -> int | None:
     # An unencoded "+00:00" arrives as " 00:00" (a query string's "+" is a space).
     candidate = text.strip().replace(" ", "+") if "T" in text else text.strip()
     try:
-        return to_us(_DATETIME.validate_python(candidate))
+        return to_us(_DATETIME.validate_python(iso_or_unchanged(candidate)))
     except (ValidationError, OverflowError):
         raise InvalidInput(
             f"since={text!r} is not an ISO 8601 date: use e.g. 2018-08-03T09:21:38.594282Z",

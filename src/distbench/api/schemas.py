@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from distbench.timefmt import as_utc, format_dt
+from distbench.timefmt import as_utc, format_dt, iso_or_unchanged
 
 
 def _metric_value(raw: object) -> float:
@@ -111,7 +111,7 @@ class MetricCreate(BaseModel):
     pod_name: PodName | None = None
     run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
     name: MetricName
-    date: dt.datetime | None = Field(
+    date: Annotated[dt.datetime, BeforeValidator(iso_or_unchanged)] | None = Field(
         default=None, description="ISO 8601; no offset means UTC; default: now."
     )
     value: MetricValue

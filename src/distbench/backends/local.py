@@ -153,27 +153,7 @@ class LocalBackend:
         worker = self._worker(pod_name)
         if worker is None:
             return {}
-        process = _process(worker)
-        if process is None:
-            return {}
-        try:
-            with process.oneshot():
-                tree = [process, *process.children(recursive=True)]
-            user = system = rss = 0.0
-            for member in tree:
-                with contextlib.suppress(psutil.Error):
-                    times = member.cpu_times()
-                    user += times.user + times.children_user
-                    system += times.system + times.children_system
-                    rss += member.memory_info().rss
-        except psutil.Error:
-            return {}
-        counters = {
-            "container_cpu_usage_seconds_total": user + system,
-            "container_cpu_user_seconds_total": user,
-            "container_cpu_system_seconds_total": system,
-            "container_memory_usage_bytes": rss,
-        }
+        counters = _process_counters(worker)
         if worker.host_veth is not None and worker.namespace is not None:
             counters.update(
                 network.counters(network.WorkerNet(worker.namespace, worker.host_veth, worker.ip))
@@ -467,6 +447,43 @@ class LocalBackend:
         state.cleaned = True
         with contextlib.suppress(OSError):
             state.save()
+
+
+def _process_counters(worker: WorkerState) -> dict[str, float]:
+    """CPU and memory of the worker's process tree; after it exited, the CPU totals it wrote
+    itself (``<pod>.usage``), so the last sample of a finished run is complete."""
+    process = _process(worker)
+    if process is None:
+        try:
+            usage = json.loads(
+                (Path(worker.log_path).parent / f"{worker.pod_name}.usage").read_text()
+            )
+        except (FileNotFoundError, ValueError):
+            return {}
+        user, system = float(usage["user_s"]), float(usage["system_s"])
+        return {
+            "container_cpu_usage_seconds_total": user + system,
+            "container_cpu_user_seconds_total": user,
+            "container_cpu_system_seconds_total": system,
+        }
+    user = system = rss = 0.0
+    try:
+        with process.oneshot():
+            tree = [process, *process.children(recursive=True)]
+        for member in tree:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                user += times.user + times.children_user
+                system += times.system + times.children_system
+                rss += member.memory_info().rss
+    except psutil.Error:
+        return {}
+    return {
+        "container_cpu_usage_seconds_total": user + system,
+        "container_cpu_user_seconds_total": user,
+        "container_cpu_system_seconds_total": system,
+        "container_memory_usage_bytes": rss,
+    }
 
 
 def _process(worker: WorkerState) -> psutil.Process | None:

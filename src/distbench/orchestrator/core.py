@@ -110,7 +110,7 @@ class Orchestrator:
         # ABORTED is committed before the workers are signalled: stopped workers exit non-zero,
         # and the monitor, seeing that first, would otherwise end the run FAILED.
         ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
-        self.backend.stop(run, grace_s=STOP_GRACE_S)
+        self._stop_workers(run, grace_s=STOP_GRACE_S)
         if ended is not None:
             return ended
         with self.engine.connect() as conn:
@@ -130,7 +130,7 @@ class Orchestrator:
             if ended_meanwhile:
                 # It ended (its start timeout) while its workers were being created: they were
                 # not there to be stopped then, so they are stopped now.
-                self.backend.stop(run, grace_s=0)
+                self._stop_workers(run, grace_s=0)
 
     def _create_workers(self, run: RunRecord) -> None:
         token = run_token(self.server_token, run.id) if self.server_token else None
@@ -139,7 +139,7 @@ class Orchestrator:
         except Exception as exc:
             log.exception("run %s: workers could not be created", run.id)
             message = exc.message if isinstance(exc, DistbenchError) else repr(exc)
-            self.backend.stop(run, grace_s=0)
+            self._stop_workers(run, grace_s=0)
             self._end(run.id, "FAILED", {"error": f"workers could not be created: {message}"})
             return
         with self.engine.begin() as conn:
@@ -157,6 +157,17 @@ class Orchestrator:
                 run_id=run.id,
                 update={"pods": [pod.name for pod in report.pods], "limits": dict(report.applied)},
             )
+
+    def _stop_workers(self, run: RunRecord, *, grace_s: float) -> None:
+        """Take the last resource sample of the run's pods, then stop and clean up."""
+        if self.before_cleanup is not None:
+            try:
+                with self.engine.connect() as conn:
+                    pod_names = pod_store.pod_names_of_run(conn=conn, run_id=run.id)
+                self.before_cleanup(pod_names)
+            except Exception:
+                log.exception("run %s: last resource sample failed", run.id)
+        self.backend.stop(run, grace_s=grace_s)
 
     def _end(self, run_id: int, state: str, update: dict[str, Any]) -> RunRecord | None:
         with self.engine.begin() as conn:
@@ -214,10 +225,10 @@ class Orchestrator:
                 )
         elif status.state == "succeeded":
             self._end(run.id, "FINISHED", {"exit_codes": exit_codes})
-            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            self._stop_workers(run, grace_s=STOP_GRACE_S)
         elif status.state == "failed":
             # Stop the survivors first: they are stuck in a collective with the dead rank.
-            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            self._stop_workers(run, grace_s=STOP_GRACE_S)
             # Record how the survivors ended too (they were still running when ``status`` was
             # read), so every pod has its exit code in ``job_metadata``.
             stopped = self.backend.status(run).exit_codes
@@ -233,7 +244,7 @@ class Orchestrator:
                 else (f"the run's workers disappeared ({status.reason})")
             )
             self._end(run.id, "FAILED", {"error": why, "exit_codes": exit_codes})
-            self.backend.stop(run, grace_s=0)
+            self._stop_workers(run, grace_s=0)
         else:
             self._check_deadlines(run, status)
 
@@ -254,7 +265,7 @@ class Orchestrator:
         if reason is None:
             return
         if not launching:
-            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            self._stop_workers(run, grace_s=STOP_GRACE_S)
             self._end(run.id, "FAILED", {"error": reason})
             return
         # Its workers are still being created: stopping now would miss those created later.
@@ -263,4 +274,4 @@ class Orchestrator:
         with self._launching_lock:
             launch_finished = run.id not in self._launching
         if launch_finished:
-            self.backend.stop(run, grace_s=STOP_GRACE_S)
+            self._stop_workers(run, grace_s=STOP_GRACE_S)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import math
+import resource
 import signal
 import sys
 import traceback
@@ -42,6 +43,16 @@ class StatusFiles:
         self._write("ready", "1\n")
 
     def exited(self, code: int) -> None:
+        # The process's own CPU account first: once it is gone nobody else can read it.
+        own, children = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        usage = {
+            "user_s": own.ru_utime + children.ru_utime,
+            "system_s": own.ru_stime + children.ru_stime,
+        }
+        self._write("usage", json.dumps(usage) + "\n")
         self._write("exit", f"{code}\n")
 
 

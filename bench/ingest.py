@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import http.client
 import math
 import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -322,7 +324,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine() -> str:
+def machine(version: str) -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -331,8 +333,32 @@ def machine() -> str:
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     return (
         f"nproc {os.cpu_count()}, {model}, {mem_kib / 2**20:.0f} GiB RAM; "
-        f"Linux {platform.release()}, Python {platform.python_version()}, distbench {__version__}"
+        f"Linux {platform.release()}, Python {platform.python_version()}, "
+        f"distbench {__version__} at {version}"
     )
+
+
+def code_version() -> str:
+    """The commit measured and, when ``src/`` differs from it, a digest of the tree, so two sets
+    measured on different uncommitted code can be told apart."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*words: str) -> str:
+        # --no-optional-locks: reading the state must not rewrite the index under a live checkout.
+        command = ["git", "--no-optional-locks", "-C", str(root), *words]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "src")
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    if not changed:
+        return f"commit {head}"
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((root / "src").rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"commit {head} with uncommitted changes in src/ (digest {digest.hexdigest()[:8]})"
 
 
 def command_line() -> str:
@@ -345,6 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.port = args.port or free_port()
     cores = (args.server_cpu, args.client_cpu)
+    version = code_version()  # what the server is about to load
     background = cpu.busy_now(cores)
     with (
         tempfile.TemporaryDirectory(prefix="distbench-bench-") as folder,
@@ -365,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     report = results.Report(
         database=f"{db.label} {db.version}",
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(),
+        machine=machine(version),
         command=command_line(),
         pinning=f"{pinning}; busy with other work just before: {busy}",
         rows=outcomes,
@@ -374,6 +401,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile is not None:
         for output in sorted(args.profile.glob("*.txt")):
             print(f"\n-- the server during {output.stem} --\n{spy.summary(output)}")
+    if code_version() != version:
+        # The numbers belong to no single version of the code: never record them.
+        sys.exit("ingest: src/ changed while the benchmark ran; run it again")
     if args.record:
         print(f"\nrecorded in {results.record(report, Path(__file__).with_name('RESULTS.md'))}")
 

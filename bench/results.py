@@ -28,6 +28,11 @@ For scale, measured on the same two-core set-up when the targets were set: the M
 tracking server (SQLite) did about 80 log-metric requests/s and 4,700 log-batch points/s and took
 2.1 s to return 25,000 points; FastAPI merely echoing the body did about 4,600 requests/s; SQLite
 inserted about 290,000 rows/s at 1,000 rows per transaction.
+
+The machine may be running other work (other sessions' test suites share these two cores): each
+set says how busy the cores were just before it started and, per measure, the server's CPU time
+per request, point or GET, which such interference changes much less than the rates. To see where
+the server's time goes, run the script with `--profile DIR` (py-spy) in a separate run.
 """
 
 

@@ -40,8 +40,8 @@ def py_spy_path() -> str:
 @contextmanager
 def sampled(pid: int, output: Path) -> Iterator[None]:
     """Record ``pid``'s stacks (collapsed, one line per distinct stack) while the block runs."""
-    command = [py_spy_path(), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
-    command += ["--output", str(output)]
+    command = [py_spy_path(), "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
+    command += ["--output", str(output), "--nonblocking"]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield

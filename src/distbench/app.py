@@ -24,6 +24,7 @@ from distbench.orchestrator import Orchestrator
 from distbench.settings import Settings
 from distbench.store import schema
 from distbench.store.engine import create_engine, is_sqlite
+from distbench.store.writer import PointWriter
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
             interval_s=settings.collect_interval_s,
             on_stored=pod_points.inc,
         )
+        writer = PointWriter(engine)
+        writer.start()
         app.state.engine = engine
+        app.state.writer = writer
         app.state.orchestrator = orchestrator
         app.state.collector = collector
         orchestrator.before_cleanup = collector.sample_pods
@@ -71,6 +75,7 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
             yield
         finally:
             collector.close()
+            writer.close()
             orchestrator.close()
             engine.dispose()
 

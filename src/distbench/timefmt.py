@@ -32,9 +32,11 @@ def iso_or_unchanged(value: object) -> object:
     return value
 
 
+_ONE_US = dt.timedelta(microseconds=1)
+
+
 def to_us(value: dt.datetime) -> int:
-    delta = as_utc(value) - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * _US_PER_S + delta.microseconds
+    return (as_utc(value) - EPOCH) // _ONE_US
 
 
 def now_us() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -9,14 +10,17 @@ import orjson
 from fastapi.responses import JSONResponse, Response
 
 from distbench.store.metrics import PointRow, Series
-from distbench.timefmt import UsFormatter
+from distbench.timefmt import EPOCH, UsFormatter
 
 JSON_TYPE = "application/json; charset=utf-8"
 
 
 class JSONBody(JSONResponse):
-    # A JSONResponse, so that FastAPI documents each route's ``response_model`` (for any other
-    # response class the OpenAPI document says the body is a string).
+    """JSON rendered by orjson, typed ``application/json; charset=utf-8`` as SPEC.md asks.
+
+    A ``JSONResponse`` subclass so FastAPI documents routes' response models (a plain
+    ``Response`` subclass made every answer a string in /openapi.json)."""
+
     media_type = JSON_TYPE
 
     def render(self, content: Any) -> bytes:
@@ -27,44 +31,52 @@ def _value_text(value: float) -> str:
     return "nan" if math.isnan(value) else repr(value)
 
 
-def series_json(series: Series, *, with_details: bool, fmt: UsFormatter) -> str:
-    """``{"name": [{"date": ..., "value": "..."}, ...]}`` built as text directly.
-
-    Building a dict per point and serializing it costs twice as much; a 200,000-point series is
-    what the dashboard asks for, so this path is measured in ``bench/ingest.py``.
-    """
-    parts = []
-    for name, points in series.items():
-        if with_details:
-            items = ",".join(
-                [
-                    f'{{"date":"{fmt(d)}","value":"{_value_text(v)}",'
-                    f'"cumulative":{"true" if c else "false"},"metadata":{_text(m)}}}'
-                    for d, v, c, m in points
-                ]
-            )
-        else:
-            items = ",".join(
-                [f'{{"date":"{fmt(d)}","value":"{_value_text(v)}"}}' for d, v, _c, _m in points]
-            )
-        parts.append(f"{_text(name)}:[{items}]")
-    return "{" + ",".join(parts) + "}"
-
-
 def _text(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
+def series_json(series: Series, *, with_details: bool) -> str:
+    """``{"name": [{"date": ..., "value": "..."}, ...]}`` built as text in one pass.
+
+    A dict per point plus a serializer cost three times as much, and a 200,000-point series is
+    what a long run's chart asks for (``bench/ingest.py`` measures it). Dates share their second
+    with their neighbours and metadata strings repeat, so both are formatted once and reused.
+    """
+    second_text: dict[int, str] = {}
+    metadata_json: dict[str, str] = {}
+    parts = []
+    for name, points in series.items():
+        items: list[str] = []
+        append = items.append
+        for date_us, value, cumulative, metadata in points:
+            seconds, micros = divmod(date_us, 1_000_000)
+            prefix = second_text.get(seconds)
+            if prefix is None:
+                start = EPOCH + dt.timedelta(seconds=seconds)
+                prefix = second_text[seconds] = start.strftime("%Y-%m-%dT%H:%M:%S")
+            text = "nan" if value != value else repr(value)  # NaN is unequal to itself
+            if with_details:
+                meta = metadata_json.get(metadata)
+                if meta is None:
+                    meta = metadata_json[metadata] = _text(metadata)
+                # %-formatting: measurably faster than f-strings with format specs here.
+                append(
+                    '{"date":"%s.%06dZ","value":"%s","cumulative":%s,"metadata":%s}'  # noqa: UP031
+                    % (prefix, micros, text, "true" if cumulative else "false", meta)
+                )
+            else:
+                append('{"date":"%s.%06dZ","value":"%s"}' % (prefix, micros, text))  # noqa: UP031
+        parts.append(f"{_text(name)}:[{','.join(items)}]")
+    return "{" + ",".join(parts) + "}"
+
+
 def series_response(series: Series, *, with_details: bool) -> Response:
-    return Response(
-        series_json(series, with_details=with_details, fmt=UsFormatter()), media_type=JSON_TYPE
-    )
+    return Response(series_json(series, with_details=with_details), media_type=JSON_TYPE)
 
 
 def pods_series_response(all_series: dict[str, Series]) -> Response:
-    fmt = UsFormatter()
     body = ",".join(
-        f"{_text(pod)}:{series_json(series, with_details=False, fmt=fmt)}"
+        f"{_text(pod)}:{series_json(series, with_details=False)}"
         for pod, series in all_series.items()
     )
     return Response("{" + body + "}", media_type=JSON_TYPE)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from distbench.api import export
 from distbench.api.body import body_doc, read_payload, validate, validate_model
-from distbench.api.deps import ConnDep, EngineDep, SettingsDep, WriterDep
+from distbench.api.deps import ConnDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody, pods_series_response, series_response
 from distbench.api.routing import errors, route
 from distbench.api.schemas import (
@@ -31,6 +30,7 @@ from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
 from distbench.store.records import MetricPoint
+from distbench.store.writer import PointWriter
 from distbench.timefmt import format_us, iso_or_unchanged, now_us, to_us
 
 router = APIRouter(tags=["metrics"])
@@ -188,9 +188,10 @@ def _to_point(
     )
 
 
-def _store(engine: sa.Engine, points: list[MetricPoint]) -> None:
-    with engine.begin() as conn:
-        metric_store.insert_points(conn=conn, points=points)
+async def _store(request: Request, points: list[MetricPoint]) -> None:
+    """Hand the points to the group-commit writer and wait until they are committed."""
+    writer: PointWriter = request.app.state.writer
+    await asyncio.wrap_future(writer.submit(points))
 
 
 def _count_ingested(request: Request, points: list[MetricPoint]) -> None:
@@ -214,13 +215,11 @@ def _count_ingested(request: Request, points: list[MetricPoint]) -> None:
         description="One point; exactly one of pod_name and run_id.",
     ),
 )
-async def post_metric(
-    request: Request, caller: WriterDep, settings: SettingsDep, engine: EngineDep
-) -> Response:
+async def post_metric(request: Request, caller: WriterDep, settings: SettingsDep) -> Response:
     """Save one metric point of a run or a pod."""
     item = validate_model(MetricCreate, await read_payload(request, settings.max_body_bytes))
     point = _to_point(item, caller.run_id)
-    await run_in_threadpool(_store, engine, [point])
+    await _store(request, [point])
     _count_ingested(request, [point])
     saved: dict[str, Any] = (
         {"pod_name": point.pod_name} if point.pod_name is not None else {"run_id": point.run_id}
@@ -259,7 +258,7 @@ async def post_metric(
     },
 )
 async def post_metrics_batch(
-    request: Request, caller: WriterDep, settings: SettingsDep, engine: EngineDep
+    request: Request, caller: WriterDep, settings: SettingsDep
 ) -> Response:
     """Save many points in one atomic request (all stored, or none and an error)."""
     payload = await read_payload(request, settings.max_body_bytes)
@@ -273,7 +272,7 @@ async def post_metrics_batch(
         )
     items = validate(_ITEMS, payload)
     points = [_to_point(item, caller.run_id, index) for index, item in enumerate(items)]
-    await run_in_threadpool(_store, engine, points)
+    await _store(request, points)
     _count_ingested(request, points)
     return JSONBody({"stored": len(points)}, status_code=201)
 

@@ -6,12 +6,15 @@ API formats them. NaN is stored as NULL (see ``tables.metrics``) and restored he
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from distbench.errors import NotFound
 from distbench.store.pods import existing_pod_names
@@ -40,10 +43,31 @@ def insert_points(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> int:
     every unknown run id and pod name. Returns the number stored."""
     if not points:
         return 0
-    run_ids = {p.run_id for p in points if p.run_id is not None}
-    pod_names = {p.pod_name for p in points if p.pod_name is not None}
-    missing_runs = sorted(run_ids - existing_run_ids(conn=conn, run_ids=run_ids))
-    missing_pods = sorted(pod_names - existing_pod_names(conn=conn, names=pod_names))
+    check_owners(conn=conn, points=points)
+    insert_rows(conn=conn, points=points)
+    return len(points)
+
+
+def check_owners(
+    *,
+    conn: sa.Connection,
+    points: Sequence[MetricPoint],
+    known_runs: set[int] | None = None,
+    known_pods: set[str] | None = None,
+) -> None:
+    """Raise ``NotFound`` naming every unknown run id and pod name of ``points``. Owners found
+    are added to ``known_runs``/``known_pods`` (runs and pods are never deleted, so a cache of
+    them never goes stale) and owners already there are not looked up again."""
+    known_runs = set() if known_runs is None else known_runs
+    known_pods = set() if known_pods is None else known_pods
+    run_ids = {p.run_id for p in points if p.run_id is not None} - known_runs
+    pod_names = {p.pod_name for p in points if p.pod_name is not None} - known_pods
+    found_runs = existing_run_ids(conn=conn, run_ids=run_ids)
+    found_pods = existing_pod_names(conn=conn, names=pod_names)
+    known_runs |= found_runs
+    known_pods |= found_pods
+    missing_runs = sorted(run_ids - found_runs)
+    missing_pods = sorted(pod_names - found_pods)
     if missing_runs or missing_pods:
         parts = []
         if missing_runs:
@@ -54,22 +78,40 @@ def insert_points(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> int:
             "; ".join(parts) + " (GET /api/runs/ and GET /api/pods/ list what exists)",
             details={"run_ids": missing_runs, "pod_names": missing_pods},
         )
-    conn.execute(
-        metrics.insert(),
-        [
-            {
-                "run_id": p.run_id,
-                "pod_name": p.pod_name,
-                "name": p.name,
-                "date_us": p.date_us,
-                "value": None if math.isnan(p.value) else p.value,
-                "cumulative": p.cumulative,
-                "metadata": p.metadata,
-            }
-            for p in points
-        ],
-    )
-    return len(points)
+
+
+_COLUMNS = "run_id, pod_name, name, date_us, value, cumulative, metadata"
+
+
+def insert_rows(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> None:
+    """Insert without checks, the fastest way each database offers: COPY on PostgreSQL, one
+    prepared executemany on SQLite (SQLAlchemy's per-row parameter processing cost three times
+    what the database did; ``bench/ingest.py`` measures this path)."""
+    rows = [
+        (
+            p.run_id,
+            p.pod_name,
+            p.name,
+            p.date_us,
+            None if p.value != p.value else p.value,  # NaN is the one value unequal to itself
+            p.cumulative,
+            p.metadata,
+        )
+        for p in points
+    ]
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY metrics ({_COLUMNS}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    else:
+        # Column names are this module's constant; values travel as parameters.
+        insert = f"INSERT INTO metrics ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+        conn.exec_driver_sql(insert, rows)
 
 
 def _owner_filter(run_id: int | None, pod_name: str | None) -> sa.ColumnElement[bool]:
@@ -91,6 +133,28 @@ def _restrict(query: sa.Select[Any], spec: SeriesQuery) -> sa.Select[Any]:
 _POINT_COLUMNS = (metrics.c.date_us, metrics.c.value, metrics.c.cumulative, metrics.c.metadata)
 
 
+def fetch_raw(conn: sa.Connection, query: sa.ClauseElement) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples from the database driver.
+
+    Series reads return hundreds of thousands of rows; SQLAlchemy's per-row result processing
+    cost twice what the query itself did, so the statement is compiled by SQLAlchemy (filters
+    stay in one place) and run on the driver's cursor in the same transaction.
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
+    params: Any = compiled.construct_params()
+    if compiled.positional:
+        params = [params[name] for name in compiled.positiontup or ()]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _point(row: Sequence[Any]) -> PointRow:
     value = row[1]
     return (row[0], NAN if value is None else value, bool(row[2]), row[3])
@@ -107,13 +171,11 @@ def read_series(
     owner = _owner_filter(run_id, pod_name)
     if spec.last_n is None and spec.max_points is None:
         query = _restrict(sa.select(metrics.c.name, *_POINT_COLUMNS).where(owner), spec)
-        series: Series = {}
-        for row in conn.execute(query.order_by(metrics.c.name, metrics.c.date_us)):
-            value = row[2]
-            series.setdefault(row[0], []).append(
-                (row[1], NAN if value is None else value, bool(row[3]), row[4])
-            )
-        return series
+        rows = fetch_raw(conn, query.order_by(metrics.c.name, metrics.c.date_us))
+        return {
+            name: [(d, NAN if v is None else v, bool(c), m) for _, d, v, c, m in group]
+            for name, group in itertools.groupby(rows, key=operator.itemgetter(0))
+        }
     names_query = _restrict(sa.select(metrics.c.name).where(owner).distinct(), spec)
     names = sorted(conn.execute(names_query).scalars())
     return {name: _read_one(conn, owner, name, spec) for name in names}
@@ -128,11 +190,12 @@ def read_all_pod_series(
     if spec.last_n is None and spec.max_points is None:
         query = _restrict(sa.select(metrics.c.pod_name, metrics.c.name, *_POINT_COLUMNS), spec)
         query = query.where(owner).order_by(metrics.c.pod_name, metrics.c.name, metrics.c.date_us)
-        for row in conn.execute(query):
-            value = row[3]
-            result.setdefault(row[0], {}).setdefault(row[1], []).append(
-                (row[2], NAN if value is None else value, bool(row[4]), row[5])
-            )
+        for (pod, name), group in itertools.groupby(
+            fetch_raw(conn, query), key=operator.itemgetter(0, 1)
+        ):
+            result.setdefault(pod, {})[name] = [
+                (d, NAN if v is None else v, bool(c), m) for _, _, d, v, c, m in group
+            ]
         return result
     pods_query = _restrict(sa.select(metrics.c.pod_name).where(owner).distinct(), spec)
     for pod in sorted(conn.execute(pods_query).scalars()):
@@ -161,12 +224,15 @@ def _downsampled_in_sql(
 ) -> list[PointRow]:
     """At most ``max_points`` points: the series cut into ``max_points // 2`` equal time buckets,
     each giving its lowest and its highest point (so a spike is never averaged away)."""
-    span = base.with_only_columns(
-        sa.func.count(), sa.func.min(metrics.c.date_us), sa.func.max(metrics.c.date_us)
-    ).order_by(None)
-    count, first_us, last_us = conn.execute(span).one()
-    if count <= max_points:
-        return [_point(row) for row in conn.execute(base.order_by(metrics.c.date_us))]
+    # A short series is returned whole: reading max_points + 1 rows says so without counting
+    # (a count scans the whole index range).
+    head = fetch_raw(conn, base.order_by(metrics.c.date_us).limit(max_points + 1))
+    if len(head) <= max_points:
+        return [_point(row) for row in head]
+    first_us = head[0][0]
+    last_us = conn.execute(
+        base.with_only_columns(metrics.c.date_us).order_by(metrics.c.date_us.desc()).limit(1)
+    ).scalar_one()
     # A float scale, not ``* buckets / width`` in integers: that product overflows 64 bits for
     # series spanning decades at fine resolution.
     scale = max(1, max_points // 2) / (last_us - first_us + 1)
@@ -175,28 +241,28 @@ def _downsampled_in_sql(
         bucket = sa.cast(offset, sa.BigInteger)  # truncates, and offset is never negative
     else:
         bucket = sa.cast(sa.func.floor(offset), sa.BigInteger)
-    if conn.dialect.name == "sqlite":
-        # SQLite fills bare columns from the row that holds the single min()/max() aggregate.
-        lows = base.with_only_columns(*_POINT_COLUMNS, sa.func.min(metrics.c.value))
-        highs = base.with_only_columns(*_POINT_COLUMNS, sa.func.max(metrics.c.value))
-        lows, highs = lows.group_by(bucket), highs.group_by(bucket)
-    else:
-        ordered = _distinct_on(base.add_columns(bucket.label("bucket")).order_by(None), bucket)
-        lows = ordered.order_by(bucket, metrics.c.value.asc().nulls_last())
-        highs = ordered.order_by(bucket, metrics.c.value.desc().nulls_last())
-    chosen = {_point(row): None for row in conn.execute(lows)}
-    chosen.update((_point(row), None) for row in conn.execute(highs))
-    return sorted(chosen, key=_date_of)[:max_points]
-
-
-def _distinct_on(query: sa.Select[Any], expr: sa.ColumnElement[Any]) -> sa.Select[Any]:
-    """PostgreSQL's ``DISTINCT ON (expr)``. SQLAlchemy 2.1 deprecates ``.distinct(expr)`` (a
-    warning, an error under pytest) in favour of ``distinct_on``, which 2.0 lacks."""
-    try:
-        from sqlalchemy.dialects.postgresql import distinct_on
-    except ImportError:  # SQLAlchemy 2.0
-        return query.distinct(expr)
-    return query.ext(distinct_on(expr))
+    # Two passes over the index range, the same on both databases: the lowest and highest
+    # value of each bucket, then the points holding them. (Ordering rows inside groups, as
+    # DISTINCT ON or window functions do, sorted the whole series and cost three times more.)
+    extremes = base.with_only_columns(
+        bucket.label("bucket"), sa.func.min(metrics.c.value), sa.func.max(metrics.c.value)
+    ).group_by(bucket)
+    wanted: set[tuple[int, float]] = set()
+    for key, low, high in fetch_raw(conn, extremes.order_by(None)):
+        if low is not None:
+            wanted.update(((key, low), (key, high)))
+    if not wanted:  # every value NaN
+        return [_point(row) for row in head[:max_points]]
+    holders = base.with_only_columns(*_POINT_COLUMNS, bucket.label("bucket")).where(
+        metrics.c.value.in_(sorted({value for _, value in wanted}))
+    )
+    chosen: list[PointRow] = []
+    for row in fetch_raw(conn, holders.order_by(metrics.c.date_us)):
+        key = (row[4], row[1])
+        if key in wanted:
+            wanted.discard(key)  # one point per extreme, the earliest
+            chosen.append(_point(row))
+    return chosen[:max_points]
 
 
 def _date_of(point: PointRow) -> int:

@@ -89,7 +89,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_metrics_pod_series", ["pod_name", "name", "date_us", "value"], unique=False
         )
-        batch_op.create_index("ix_metrics_run_series", ["run_id", "name", "date_us"], unique=False)
+        batch_op.create_index(
+            "ix_metrics_run_series", ["run_id", "name", "date_us", "value"], unique=False
+        )
 
 
 def downgrade() -> None:

@@ -1,0 +1,113 @@
+"""Group commit for metric points: many concurrent requests, few transactions.
+
+Each POST of one point used to pay for its own transaction (and two existence queries); with
+dozens of workers posting at once, that was most of the server's time. Requests hand their
+points to one writer thread and wait; the thread stores everything that has queued up since its
+last commit in one transaction. Each request is still all-or-nothing: its owners are checked
+before anything is written, and if the shared transaction fails, the requests are retried one
+by one so one bad request cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from distbench.errors import DistbenchError
+from distbench.store import metrics as metric_store
+from distbench.store.records import MetricPoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    points: Sequence[MetricPoint]
+    done: Future[int] = field(default_factory=Future)
+
+
+class PointWriter:
+    def __init__(self, engine: sa.Engine, *, max_points_per_commit: int = 50_000) -> None:
+        self.engine = engine
+        self.max_points_per_commit = max_points_per_commit
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._known_runs: set[int] = set()
+        self._known_pods: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="point-writer", daemon=True)
+        self.commits = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, points: Sequence[MetricPoint]) -> Future[int]:
+        """Queue ``points`` to be stored together; the future gives their number, or raises
+        ``NotFound`` (unknown run or pod) or the database's error."""
+        request = _Request(points)
+        self._queue.put(request)
+        return request.done
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            size = len(first.points)
+            stop = False
+            while size < self.max_points_per_commit:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+                size += len(item.points)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Request]) -> None:
+        accepted: list[_Request] = []
+        try:
+            with self.engine.begin() as conn:
+                for request in batch:
+                    try:
+                        metric_store.check_owners(
+                            conn=conn,
+                            points=request.points,
+                            known_runs=self._known_runs,
+                            known_pods=self._known_pods,
+                        )
+                    except DistbenchError as exc:
+                        request.done.set_exception(exc)
+                    else:
+                        accepted.append(request)
+                rows = [point for request in accepted for point in request.points]
+                if rows:
+                    metric_store.insert_rows(conn=conn, points=rows)
+        except Exception as exc:
+            if len(accepted) <= 1:
+                for request in accepted:
+                    request.done.set_exception(exc)
+                if accepted:
+                    log.exception("storing %d metric points failed", len(accepted[0].points))
+                return
+            # Do not let one request's failure fail the others: store each on its own.
+            for request in accepted:
+                self._write([_Request(request.points, request.done)])
+            return
+        self.commits += 1
+        for request in accepted:
+            request.done.set_result(len(request.points))

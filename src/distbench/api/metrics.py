@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
@@ -191,7 +190,7 @@ def _to_point(
 async def _store(request: Request, points: list[MetricPoint]) -> None:
     """Hand the points to the group-commit writer and wait until they are committed."""
     writer: PointWriter = request.app.state.writer
-    await asyncio.wrap_future(writer.submit(points))
+    await writer.submit(points)
 
 
 def _count_ingested(request: Request, points: list[MetricPoint]) -> None:

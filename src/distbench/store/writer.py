@@ -2,20 +2,21 @@
 
 Each POST of one point used to pay for its own transaction (and two existence queries); with
 dozens of workers posting at once, that was most of the server's time. Requests hand their
-points to one writer thread and wait; the thread stores everything that has queued up since its
-last commit in one transaction. Each request is still all-or-nothing: its owners are checked
-before anything is written, and if the shared transaction fails, the requests are retried one
-by one so one bad request cannot fail the others.
+points to one writer thread and await; the thread stores everything that has queued up since
+its last commit in one transaction, then wakes all the waiting requests with one call into
+their event loop. Each request is still all-or-nothing: its owners are checked before anything
+is written, and if the shared transaction fails, the requests are retried one by one so one bad
+request cannot fail the others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -29,14 +30,28 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Request:
     points: Sequence[MetricPoint]
-    done: Future[int] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[int]
+    outcome: int | BaseException | None = None
+
+
+def _settle(requests: list[_Request]) -> None:
+    """In the event loop: hand each waiting request its outcome."""
+    for request in requests:
+        if request.done.cancelled():
+            continue
+        if isinstance(request.outcome, BaseException):
+            request.done.set_exception(request.outcome)
+        else:
+            request.done.set_result(request.outcome or 0)
 
 
 class PointWriter:
     def __init__(self, engine: sa.Engine, *, max_points_per_commit: int = 50_000) -> None:
         self.engine = engine
         self.max_points_per_commit = max_points_per_commit
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        # SimpleQueue: a C queue without the Condition that queue.Queue notifies on every put.
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._known_runs: set[int] = set()
         self._known_pods: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="point-writer", daemon=True)
@@ -49,10 +64,11 @@ class PointWriter:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def submit(self, points: Sequence[MetricPoint]) -> Future[int]:
-        """Queue ``points`` to be stored together; the future gives their number, or raises
-        ``NotFound`` (unknown run or pod) or the database's error."""
-        request = _Request(points)
+    def submit(self, points: Sequence[MetricPoint]) -> asyncio.Future[int]:
+        """Queue ``points`` to be stored together (call from the event loop). The future gives
+        their number, or raises ``NotFound`` (unknown run or pod) or the database's error."""
+        loop = asyncio.get_running_loop()
+        request = _Request(points, loop, loop.create_future())
         self._queue.put(request)
         return request.done
 
@@ -75,10 +91,17 @@ class PointWriter:
                 batch.append(item)
                 size += len(item.points)
             self._write(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+            for request in batch:
+                by_loop.setdefault(request.loop, []).append(request)
+            for loop, requests in by_loop.items():
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_settle, requests)
             if stop:
                 return
 
     def _write(self, batch: list[_Request]) -> None:
+        """Store the batch, setting each request's ``outcome``."""
         accepted: list[_Request] = []
         try:
             with self.engine.begin() as conn:
@@ -91,23 +114,23 @@ class PointWriter:
                             known_pods=self._known_pods,
                         )
                     except DistbenchError as exc:
-                        request.done.set_exception(exc)
+                        request.outcome = exc
                     else:
                         accepted.append(request)
                 rows = [point for request in accepted for point in request.points]
                 if rows:
                     metric_store.insert_rows(conn=conn, points=rows)
         except Exception as exc:
-            if len(accepted) <= 1:
-                for request in accepted:
-                    request.done.set_exception(exc)
-                if accepted:
-                    log.exception("storing %d metric points failed", len(accepted[0].points))
+            pending = [request for request in batch if request.outcome is None]
+            if len(pending) > 1:
+                # Do not let one request's failure fail the others: store each on its own.
+                for request in pending:
+                    self._write([request])
                 return
-            # Do not let one request's failure fail the others: store each on its own.
-            for request in accepted:
-                self._write([_Request(request.points, request.done)])
+            for request in pending:
+                log.exception("storing %d metric points failed", len(request.points))
+                request.outcome = exc
             return
         self.commits += 1
         for request in accepted:
-            request.done.set_result(len(request.points))
+            request.outcome = len(request.points)

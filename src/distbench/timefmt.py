@@ -36,7 +36,9 @@ _ONE_US = dt.timedelta(microseconds=1)
 
 
 def to_us(value: dt.datetime) -> int:
-    return (as_utc(value) - EPOCH) // _ONE_US
+    if value.tzinfo is None:  # naive means UTC (SPEC.md); aware ones subtract across zones
+        value = value.replace(tzinfo=dt.UTC)
+    return (value - EPOCH) // _ONE_US
 
 
 def now_us() -> int:

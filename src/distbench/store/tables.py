@@ -83,6 +83,24 @@ metrics = sa.Table(
     sa.CheckConstraint("(run_id IS NULL) <> (pod_name IS NULL)", name="exactly_one_owner"),
     # Both series indexes carry the value, so downsampling (min and max per time bucket) scans
     # the index alone, and pod series, read as (date, value), never touch the table.
-    sa.Index("ix_metrics_run_series", "run_id", "name", "date_us", "value"),
-    sa.Index("ix_metrics_pod_series", "pod_name", "name", "date_us", "value"),
+    # Partial: a point belongs to a run or to a pod, so each index holds only its own half and
+    # every insert maintains one of them, not both.
+    sa.Index(
+        "ix_metrics_run_series",
+        "run_id",
+        "name",
+        "date_us",
+        "value",
+        sqlite_where=sa.text("run_id IS NOT NULL"),
+        postgresql_where=sa.text("run_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_metrics_pod_series",
+        "pod_name",
+        "name",
+        "date_us",
+        "value",
+        sqlite_where=sa.text("pod_name IS NOT NULL"),
+        postgresql_where=sa.text("pod_name IS NOT NULL"),
+    ),
 )

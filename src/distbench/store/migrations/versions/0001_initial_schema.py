@@ -86,11 +86,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
     )
     with op.batch_alter_table("metrics", schema=None) as batch_op:
+        # Partial indexes: each point is a run's or a pod's (see distbench.store.tables).
+        pods_only = sa.text("pod_name IS NOT NULL")
+        runs_only = sa.text("run_id IS NOT NULL")
         batch_op.create_index(
-            "ix_metrics_pod_series", ["pod_name", "name", "date_us", "value"], unique=False
+            "ix_metrics_pod_series",
+            ["pod_name", "name", "date_us", "value"],
+            unique=False,
+            sqlite_where=pods_only,
+            postgresql_where=pods_only,
         )
         batch_op.create_index(
-            "ix_metrics_run_series", ["run_id", "name", "date_us", "value"], unique=False
+            "ix_metrics_run_series",
+            ["run_id", "name", "date_us", "value"],
+            unique=False,
+            sqlite_where=runs_only,
+            postgresql_where=runs_only,
         )
 
 

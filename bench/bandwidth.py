@@ -12,11 +12,11 @@ import argparse
 import datetime as dt
 import json
 import os
-from pathlib import Path
 
 import httpx
 
 from live_server import live_server, wait_for_end
+from sections import write_section
 
 MiB = 1024 * 1024
 
@@ -80,8 +80,6 @@ def main() -> None:
 
 
 def record(rows: list[dict[str, object]]) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
     lines = [
         "## Bandwidth caps",
         "",
@@ -103,13 +101,7 @@ def record(rows: list[dict[str, object]]) -> None:
         share = "-" if cap is None else f"{largest / float(cap):.0%}"  # type: ignore[arg-type]
         lines.append(f"| {cap or 'none'} | {largest:.1f} | {share} | {sizes} |")
     section = "\n".join(lines) + "\n"
-    start = text.find("## Bandwidth caps")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("" if end == -1 else text[end + 1 :])
-    path.write_text(text)
+    write_section("Bandwidth caps", section)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from distbench.store import pods as pod_store
@@ -61,7 +62,7 @@ def fresh_database(given_url: str | None, scratch: Path) -> Iterator[Database]:
     admin_dsn = admin.render_as_string(hide_password=False)
     try:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     except psycopg.Error as exc:
         sys.exit(f"ingest: cannot create database {name!r} at {admin.host}: {exc}".strip())
@@ -70,7 +71,8 @@ def fresh_database(given_url: str | None, scratch: Path) -> Iterator[Database]:
         yield Database(fresh, "PostgreSQL", version, postgres_name=name)
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            conn.execute(drop)
 
 
 @dataclass(frozen=True, slots=True)

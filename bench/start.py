@@ -12,11 +12,11 @@ import datetime as dt
 import os
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 
 from live_server import live_server, wait_for_end
+from sections import write_section
 
 
 def one_start(base: str, index: int, max_bandwidth: float | None) -> tuple[float, float]:
@@ -74,8 +74,6 @@ def main() -> None:
 
 
 def record(results: list[tuple[float, float]], bandwidth: float | None) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
     started = [r[0] for r in results]
     metric = [r[1] for r in results]
     section = "\n".join(
@@ -97,13 +95,7 @@ def record(results: list[tuple[float, float]], bandwidth: float | None) -> None:
             "",
         ]
     )
-    start = text.find("## Start latency")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("" if end == -1 else text[end + 1 :])
-    path.write_text(text)
+    write_section("Start latency", section)
 
 
 if __name__ == "__main__":

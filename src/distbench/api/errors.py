@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from distbench.api.body import invalid_input
 from distbench.api.encode import JSONBody
@@ -52,6 +53,12 @@ def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONBody(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
+def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up mid-body: nobody will read an answer, and it is not a server fault.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return JSONBody(error_body("client_disconnected", "the client closed the connection"), 400)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONBody(
@@ -64,4 +71,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DistbenchError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,6 +21,10 @@ from sections import write_section
 MiB = 1024 * 1024
 
 
+def size_text(size_bytes: int) -> str:
+    return f"{size_bytes // MiB} MiB" if size_bytes >= MiB else f"{size_bytes // 1024} KiB"
+
+
 def sizes_for(cap_mbit: float | None) -> list[int]:
     # Large enough to be bandwidth-bound, small enough to take seconds, not minutes, per cap.
     top = (
@@ -70,7 +74,7 @@ def main() -> None:
             row = measure(base, cap)
             rows.append(row)
             sizes = ", ".join(
-                f"{size // MiB} MiB: {mbit:.1f}"
+                f"{size_text(size)}: {mbit:.1f}"
                 for size, mbit in sorted(row["bus_mbit_by_size"].items())  # type: ignore[attr-defined]
             )
             ratio = "" if cap is None else f"  ({row['bus_mbit_largest'] / cap:.0%} of the cap)"  # type: ignore[operator]
@@ -88,14 +92,14 @@ def record(rows: list[dict[str, object]]) -> None:
         "caps in network namespaces; bus bandwidth as nccl-tests defines it, median of 5).",
         "",
         "| cap (Mbit/s) | bus bandwidth, largest message (Mbit/s) | of the cap "
-        "| by size (MiB: Mbit/s) |",
+        "| by message size (Mbit/s) |",
         "|---|---|---|---|",
     ]
     for row in rows:
         cap = row["cap_mbit"]
         largest = float(row["bus_mbit_largest"])  # type: ignore[arg-type]
         sizes = ", ".join(
-            f"{size // MiB}: {mbit:.1f}"
+            f"{size_text(size)}: {mbit:.1f}"
             for size, mbit in sorted(row["bus_mbit_by_size"].items())  # type: ignore[attr-defined]
         )
         share = "-" if cap is None else f"{largest / float(cap):.0%}"  # type: ignore[arg-type]

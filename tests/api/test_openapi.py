@@ -45,6 +45,7 @@ OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/runs/{run_id}/"): {400, 404},
     ("DELETE", "/api/runs/{run_id}/"): {400, 401, 403, 404},
     ("GET", "/api/runs/{run_id}/logs"): {400, 404},
+    ("GET", "/api/benchmarks"): set(),
     ("GET", "/api/health"): {503},
     ("GET", "/metrics"): set(),
 }

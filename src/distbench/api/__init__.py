@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from distbench.api import health, metrics, pods, runs
+from distbench.api import benchmarks, health, metrics, pods, runs
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(pods.router)
 api_router.include_router(metrics.router)
 api_router.include_router(runs.router)
+api_router.include_router(benchmarks.router)
 api_router.include_router(health.router)
 
 # Outside /api: Prometheus scrapes /metrics by convention.

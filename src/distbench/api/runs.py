@@ -83,6 +83,7 @@ async def start_run(
         options=dict(spec.options),
         time_limit_s=spec.time_limit_s,
         start_timeout_s=spec.start_timeout_s,
+        gpu=spec.gpu,
     )
     run = await run_in_threadpool(orchestrator.create_run, new)
     return JSONBody(run_public(run))

@@ -172,6 +172,7 @@ class RunCreate(BaseModel):
         default=None, gt=0, le=100_000, description="Egress cap per worker, Mbit/s; null: none."
     )
     benchmark: str = Field(default="digits", min_length=1, max_length=100, pattern=NO_NUL)
+    gpu: bool = Field(default=False, description="Train on GPUs (one per worker) with nccl.")
     backend: Literal["gloo", "nccl", "mpi"] = Field(
         default="gloo", description="torch.distributed backend."
     )

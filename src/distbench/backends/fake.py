@@ -27,6 +27,8 @@ class FakeBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def check(self, new: NewRun) -> None:
+        if new.gpu:
+            raise LimitUnsupported("the fake backend has no GPUs")
         if new.max_bandwidth is not None and not self.supports_bandwidth:
             raise LimitUnsupported("the fake backend was told it cannot cap bandwidth")
 

@@ -30,7 +30,7 @@ from distbench.backends.limits import cpu, network
 from distbench.backends.local_state import RunState, WorkerState, net_as_dict
 from distbench.backends.relay import Relay, socket_path_for
 from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
-from distbench.errors import BackendUnavailable, InvalidInput
+from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
 
@@ -70,6 +70,12 @@ class LocalBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def check(self, new: NewRun) -> None:
+        if new.gpu:
+            where = "this machine has none" if not gpu_present() else "it has not been built yet"
+            raise LimitUnsupported(
+                f"gpu=true: the local backend trains on CPUs only ({where}); leave gpu out",
+                details={"errors": [{"field": "gpu", "message": "no GPU support here"}]},
+            )
         if new.backend != "gloo":
             raise InvalidInput(
                 f"backend={new.backend!r} is not available on the local CPU backend: use gloo",
@@ -447,6 +453,13 @@ class LocalBackend:
         state.cleaned = True
         with contextlib.suppress(OSError):
             state.save()
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible (without importing torch into the server)."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() and any(
+        Path("/proc/driver/nvidia/gpus").iterdir()
+    )
 
 
 def _process_counters(worker: WorkerState) -> dict[str, float]:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from distbench import benchmarks
 from distbench.backends.base import ClusterBackend, RunStatus
 from distbench.errors import DistbenchError
+from distbench.orchestrator.summary import summarize
 from distbench.orchestrator.tokens import run_token
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
@@ -181,7 +182,21 @@ class Orchestrator:
         self._seen_at.pop(run_id, None)
         if ended is not None:
             log.info("run %s %s: %s", run_id, state, update)
+            ended = self._record_result(ended)
         return ended
+
+    def _record_result(self, run: RunRecord) -> RunRecord:
+        """Write the run's result summary into ``job_metadata["result"]`` (never fails the end
+        of a run: a summary that cannot be computed is logged and left out)."""
+        try:
+            with self.engine.begin() as conn:
+                result = summarize(conn=conn, run=run)
+                return run_store.update_metadata(
+                    conn=conn, run_id=run.id, update={"result": result}
+                )
+        except Exception:
+            log.exception("run %s: result summary failed", run.id)
+            return run
 
     def reconcile(self) -> None:
         """Match runs left active by an earlier server process with what the backend has."""

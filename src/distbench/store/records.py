@@ -44,6 +44,8 @@ class NewRun:
     options: dict[str, Any] = field(default_factory=dict)
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
+    # Not stored: no backend can run GPU runs yet, so a run asking for one is refused.
+    gpu: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,12 +64,16 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
+    from distbench.cli_compare import compare, sweep  # it imports this module
+
     app.command("run")(run)
     app.command("runs")(runs)
     app.command("show")(show)
     app.command("abort")(abort)
     app.command("logs")(logs)
     app.command("export")(export)
+    app.command("sweep")(sweep)
+    app.command("compare")(compare)
 
 
 def run(

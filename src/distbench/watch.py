@@ -42,6 +42,10 @@ def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -
                 completed=latest.get("epoch", 0),
                 status=_status_line(run.state, latest),
             )
+        if run.state == "FINISHED":
+            # A run that reached its target early is complete, not stuck at epoch k of max.
+            done = latest.get("epoch", 1)
+            progress.update(task, total=done, completed=done)
     return run
 
 

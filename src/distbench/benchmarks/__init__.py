@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from distbench.benchmarks.allreduce_options import AllreduceOptions
 from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
 from distbench.benchmarks.digits_options import DigitsOptions
+from distbench.benchmarks.logreg_options import LogregOptions
+from distbench.benchmarks.resnet20_options import Resnet20Options
 from distbench.errors import InvalidInput
 
 __all__ = ["BenchmarkSpec", "TaskContext", "TaskOptions", "available", "get", "resolve_options"]
@@ -30,6 +32,21 @@ _BUILTIN = (
         "(MLBench's task 0).",
         options=AllreduceOptions,
         entry="distbench.benchmarks.allreduce:run",
+    ),
+    BenchmarkSpec(
+        name="logreg",
+        description="L2-regularised logistic regression on a LIBSVM file (epsilon) or seeded "
+        "synthetic data of its shape, data-parallel, trained to a target validation accuracy "
+        "(MLBench's task 2a).",
+        options=LogregOptions,
+        entry="distbench.benchmarks.logreg:run",
+    ),
+    BenchmarkSpec(
+        name="resnet20-cifar10",
+        description="ResNet-20 (0.27 M parameters) on CIFAR-10, SGD with momentum, 128 images "
+        "per worker, target 80 % top-1 (MLBench's task 1a); dataset=synthetic for throughput.",
+        options=Resnet20Options,
+        entry="distbench.benchmarks.resnet20:run",
     ),
 )
 

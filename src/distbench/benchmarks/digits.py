@@ -69,7 +69,10 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         ctx.timers.reset()
         order = torch.randperm(
             len(train_y), generator=torch.Generator().manual_seed(options.seed * 1000 + epoch)
-        )[rank::world]
+        )
+        # Equal shares: ranks that took different numbers of steps would wait on each other's
+        # all-reduces forever (or die when one rank finishes first).
+        order = order[: len(order) - len(order) % world][rank::world]
         loss_sum = correct = seen = 0.0
         epoch_started = ctx.elapsed_s()
         model.train()

@@ -33,6 +33,7 @@ def _preload() -> None:
     import httpx  # noqa: F401
     import sklearn.datasets  # noqa: F401
     import torch
+    import torch._dynamo
     import torch.distributed  # noqa: F401
 
     from distbench import benchmarks

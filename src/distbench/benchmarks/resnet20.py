@@ -1,0 +1,228 @@
+"""``resnet20-cifar10`` (MLBench task 1a): ResNet-20 on CIFAR-10, data-parallel synchronous SGD.
+
+ResNet-20 as He et al. built it for CIFAR (three stages of three basic blocks, 16/32/64
+channels, parameter-free shortcuts; 0.27 M parameters). SGD with momentum and weight decay,
+128 images per worker, the rate scaled with the number of workers after a linear warm-up and
+divided by ten at half and three quarters of the epochs. Gradients are averaged with one flat
+all-reduce per step, timed as communication.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from distbench.benchmarks import cifar10
+from distbench.benchmarks.base import TaskContext
+from distbench.benchmarks.resnet20_options import Resnet20Options
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.stride = stride
+        self.pad = channels_out - channels_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x
+        if self.stride != 1 or self.pad:
+            # "Option A": subsample and pad with zero channels, no parameters.
+            shortcut = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.pad))
+        return F.relu(out + shortcut)
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        layers: list[nn.Module] = []
+        channels = 16
+        for stage, width in enumerate((16, 32, 64)):
+            for block in range(3):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(BasicBlock(channels, width, stride))
+                channels = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(module.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks(F.relu(self.bn(self.conv(x))))
+        logits: torch.Tensor = self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return logits
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random 32x32 crops of the 4-pixel zero-padded images, half of them mirrored."""
+    count = images.shape[0]
+    padded = F.pad(images, (4, 4, 4, 4))
+    offsets = torch.randint(0, 9, (count, 2), generator=generator).tolist()
+    cropped = torch.stack(
+        [padded[i, :, y : y + 32, x : x + 32] for i, (x, y) in enumerate(offsets)]
+    )
+    flip = torch.rand(count, generator=generator) < 0.5
+    cropped[flip] = cropped[flip].flip(3)
+    return cropped
+
+
+def learning_rate(options: Resnet20Options, world_size: int, epoch_progress: float) -> float:
+    """The rate at a point in training (``epoch_progress`` counts epochs from 0, fractional):
+    warm-up from the per-worker rate to the scaled one, then /10 at 50 % and 75 % of training."""
+    scaled = options.learning_rate * world_size
+    if options.warmup_epochs and epoch_progress < options.warmup_epochs:
+        share = epoch_progress / options.warmup_epochs
+        return options.learning_rate + (scaled - options.learning_rate) * share
+    if epoch_progress >= 0.75 * options.max_epochs:
+        return scaled / 100
+    if epoch_progress >= 0.5 * options.max_epochs:
+        return scaled / 10
+    return scaled
+
+
+def _data(
+    options: Resnet20Options,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if options.dataset == "synthetic":
+        train_x, train_y = cifar10.synthetic(options.synthetic_samples, options.seed)
+        val_x, val_y = cifar10.synthetic(max(10, options.synthetic_samples // 5), options.seed + 1)
+        return train_x, train_y, val_x, val_y
+    root = Path(options.data_dir).expanduser()
+    return cifar10.load(cifar10.locate(root, allow_download=options.download))
+
+
+def _average_gradients(model: nn.Module, world_size: int) -> None:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for grad in grads:
+        count = grad.numel()
+        grad.copy_(flat[offset : offset + count].view_as(grad))
+        offset += count
+
+
+def _global_sums(*values: float) -> list[float]:
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return [float(v) for v in tensor]
+
+
+def run(ctx: TaskContext) -> Mapping[str, Any]:
+    options: Resnet20Options = ctx.options
+    rank, world = ctx.env.rank, ctx.env.world_size
+    torch.manual_seed(options.seed)
+    train_x, train_y, val_x, val_y = _data(options)
+    model = ResNet20()
+    for tensor in [*model.parameters(), *model.buffers()]:
+        dist.broadcast(tensor.data, src=0)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=options.learning_rate,
+        momentum=options.momentum,
+        weight_decay=options.weight_decay,
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    steps_per_epoch = math.ceil((len(train_y) // world) / options.batch_size)
+    if options.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, options.max_steps_per_epoch)
+    val_shard = slice(rank, None, world)
+    reached_at: float | None = None
+    val_accuracy = 0.0
+    epoch = step = 0
+    for epoch in range(1, options.max_epochs + 1):
+        ctx.timers.reset()
+        generator = torch.Generator().manual_seed(options.seed * 1000 + epoch)
+        order = torch.randperm(len(train_y), generator=generator)
+        # Equal shares, so every rank takes the same steps (and all-reduces) each epoch.
+        order = order[: len(order) - len(order) % world][rank::world]
+        loss_sum = correct = seen = 0.0
+        epoch_started = ctx.elapsed_s()
+        model.train()
+        for index in range(steps_per_epoch):
+            batch = order[index * options.batch_size : (index + 1) * options.batch_size]
+            if len(batch) == 0:
+                break
+            rate = learning_rate(options, world, epoch - 1 + index / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            with ctx.timers.compute():
+                images = augment(train_x[batch], generator)
+                optimizer.zero_grad()
+                logits = model(images)
+                loss = loss_fn(logits, train_y[batch])
+                loss.backward()
+            with ctx.timers.communication():
+                _average_gradients(model, world)
+            with ctx.timers.compute():
+                optimizer.step()
+            loss_sum += loss.item() * len(batch)
+            correct += float((logits.argmax(1) == train_y[batch]).sum())
+            seen += len(batch)
+            step += 1
+            if step % options.report_every_steps == 0:
+                ctx.report(
+                    "batch_loss", loss.item(), metadata=f'{{"epoch": {epoch}, "step": {step}}}'
+                )
+        train_time_s = ctx.elapsed_s() - epoch_started
+        validation_started = ctx.elapsed_s()
+        model.eval()
+        val_loss = val_correct = 0.0
+        shard_x, shard_y = val_x[val_shard], val_y[val_shard]
+        with torch.no_grad():
+            for start in range(0, len(shard_y), 500):
+                logits = model(shard_x[start : start + 500])
+                labels = shard_y[start : start + 500]
+                val_loss += float(loss_fn(logits, labels)) * len(labels)
+                val_correct += float((logits.argmax(1) == labels).sum())
+        totals = _global_sums(
+            loss_sum,
+            correct,
+            seen,
+            val_loss,
+            val_correct,
+            float(len(shard_y)),
+            ctx.timers.compute_s,
+            ctx.timers.communication_s,
+        )
+        validation_s = ctx.elapsed_s() - validation_started
+        g_loss, g_correct, g_seen, g_val_loss, g_val_correct, g_val_seen, g_compute, g_comm = totals
+        val_accuracy = g_val_correct / g_val_seen
+        meta = f'{{"epoch": {epoch}}}'
+        ctx.report("epoch", epoch, metadata=meta)
+        ctx.report("train_loss", g_loss / g_seen, metadata=meta)
+        ctx.report("train_accuracy", g_correct / g_seen, metadata=meta)
+        ctx.report("val_loss", g_val_loss / g_val_seen, metadata=meta)
+        ctx.report("val_accuracy", val_accuracy, metadata=meta)
+        ctx.report("samples_per_s", g_seen / train_time_s, metadata=meta)
+        ctx.report("compute_s", g_compute / world, metadata=meta)
+        ctx.report("communication_s", g_comm / world, metadata=meta)
+        ctx.report("validation_s", validation_s, metadata=meta)
+        ctx.report("learning_rate", rate, metadata=meta)
+        if options.dataset != "synthetic" and val_accuracy >= options.target_accuracy:
+            reached_at = ctx.elapsed_s()
+            ctx.report("time_to_accuracy_s", reached_at, metadata=meta)
+            break
+    return {
+        "target_accuracy": options.target_accuracy,
+        "target_reached": reached_at is not None,
+        "time_to_accuracy_s": reached_at,
+        "epochs": epoch,
+        "final_val_accuracy": val_accuracy,
+    }

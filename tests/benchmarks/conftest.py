@@ -1,0 +1,1 @@
+from tests.backends.local_helpers import local_servers as local_servers

@@ -20,6 +20,7 @@ from distbench.api.observability import Observability, ObservabilityMiddleware
 from distbench.api.schemas import MetricCreate, RunCreate
 from distbench.backends import ClusterBackend, create_backend
 from distbench.collector import Collector
+from distbench.dashboard import install as install_dashboard
 from distbench.orchestrator import Orchestrator
 from distbench.settings import Settings
 from distbench.store import schema
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
     app.state.observability = Observability()
     app.include_router(api_router)
     app.include_router(operations_router)
+    install_dashboard(app)  # HTML pages at / and their /static files; not in the API document
     api_errors.install(app)
     app.add_middleware(ObservabilityMiddleware, observability=app.state.observability)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -41,6 +41,7 @@ def run_public(run: RunRecord) -> dict[str, Any]:
         "options": run.options,
         "time_limit_s": run.time_limit_s,
         "start_timeout_s": run.start_timeout_s,
+        "gpu": run.gpu,
     }
 
 
@@ -79,7 +80,7 @@ async def start_run(
         num_cpus=spec.num_cpus,
         max_bandwidth=spec.max_bandwidth,
         benchmark=spec.benchmark,
-        backend=spec.backend,
+        backend=spec.backend or ("nccl" if spec.gpu else "gloo"),
         options=dict(spec.options),
         time_limit_s=spec.time_limit_s,
         start_timeout_s=spec.start_timeout_s,

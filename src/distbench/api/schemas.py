@@ -173,8 +173,8 @@ class RunCreate(BaseModel):
     )
     benchmark: str = Field(default="digits", min_length=1, max_length=100, pattern=NO_NUL)
     gpu: bool = Field(default=False, description="Train on GPUs (one per worker) with nccl.")
-    backend: Literal["gloo", "nccl", "mpi"] = Field(
-        default="gloo", description="torch.distributed backend."
+    backend: Literal["gloo", "nccl", "mpi"] | None = Field(
+        default=None, description="torch.distributed backend [default: nccl with gpu, else gloo]."
     )
     time_limit_s: float | None = Field(default=None, gt=0, description="Fail the run after this.")
     start_timeout_s: float | None = Field(
@@ -200,6 +200,7 @@ class RunPublic(BaseModel):
     options: dict[str, Any]
     time_limit_s: float | None
     start_timeout_s: float | None
+    gpu: bool
 
 
 class RunLogs(BaseModel):

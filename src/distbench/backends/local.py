@@ -71,18 +71,34 @@ class LocalBackend:
     # -- the protocol ------------------------------------------------------------------------
     def check(self, new: NewRun) -> None:
         if new.gpu:
-            where = "this machine has none" if not gpu_present() else "it has not been built yet"
-            raise LimitUnsupported(
-                f"gpu=true: the local backend trains on CPUs only ({where}); leave gpu out",
-                details={"errors": [{"field": "gpu", "message": "no GPU support here"}]},
-            )
-        if new.backend != "gloo":
+            self._check_gpus(new)
+        elif new.backend != "gloo":
             raise InvalidInput(
                 f"backend={new.backend!r} is not available on the local CPU backend: use gloo",
                 details={"errors": [{"field": "backend", "message": "only gloo here"}]},
             )
         self.cpu.check(new.num_cpus)
         network.check_bandwidth(new.max_bandwidth)
+
+    def _check_gpus(self, new: NewRun) -> None:
+        gpus = gpu_count()
+        if gpus == 0:
+            raise LimitUnsupported(
+                "gpu=true needs an NVIDIA GPU, and this machine has none: leave gpu out to train "
+                "on CPUs",
+                details={"errors": [{"field": "gpu", "message": "no GPU on this machine"}]},
+            )
+        if new.num_workers > gpus:
+            raise LimitUnsupported(
+                f"{new.num_workers} GPU workers need {new.num_workers} GPUs (one each), and "
+                f"this machine has {gpus}",
+                details={"errors": [{"field": "num_workers", "message": f"at most {gpus}"}]},
+            )
+        if new.backend not in ("nccl", "gloo"):
+            raise InvalidInput(
+                f"backend={new.backend!r} is not available here: use nccl (or gloo)",
+                details={"errors": [{"field": "backend", "message": "nccl or gloo"}]},
+            )
 
     def launch(self, run: RunRecord, *, server_url: str, run_token: str | None) -> LaunchReport:
         tag = secrets.token_hex(3)
@@ -282,6 +298,12 @@ class LocalBackend:
             }
             if socket_path is not None:
                 env["DISTBENCH_SERVER_SOCKET"] = str(socket_path)
+            if run.gpu:
+                env.update(
+                    gpu_environment(
+                        rank, namespaced=net is not None, capped=run.max_bandwidth is not None
+                    )
+                )
             if run_token is not None:
                 env["DISTBENCH_TOKEN"] = run_token
             worker_net = net.workers[rank] if net is not None else None
@@ -455,11 +477,25 @@ class LocalBackend:
             state.save()
 
 
-def gpu_present() -> bool:
-    """Whether an NVIDIA GPU is visible (without importing torch into the server)."""
-    return Path("/proc/driver/nvidia/gpus").is_dir() and any(
-        Path("/proc/driver/nvidia/gpus").iterdir()
-    )
+def gpu_count() -> int:
+    """NVIDIA GPUs on this machine, from the driver (the server never imports torch)."""
+    driver = Path("/proc/driver/nvidia/gpus")
+    if driver.is_dir():
+        return sum(1 for _ in driver.iterdir())
+    return 0
+
+
+def gpu_environment(rank: int, *, namespaced: bool, capped: bool) -> dict[str, str]:
+    """One GPU per rank, and NCCL pointed at the worker's interface. Under a bandwidth cap NCCL
+    must not take the GPUs' direct paths (P2P, shared memory), which bypass the shaped link."""
+    env = {
+        "CUDA_VISIBLE_DEVICES": str(rank),
+        "DISTBENCH_DEVICE": "cuda",
+        "NCCL_SOCKET_IFNAME": network.IFNAME if namespaced else "lo",
+    }
+    if capped:
+        env.update(NCCL_P2P_DISABLE="1", NCCL_SHM_DISABLE="1", NCCL_IB_DISABLE="1")
+    return env
 
 
 def _process_counters(worker: WorkerState) -> dict[str, float]:

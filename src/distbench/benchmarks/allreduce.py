@@ -28,11 +28,15 @@ def bus_bandwidth_mbit(size_bytes: int, seconds: float, world_size: int) -> floa
 def run(ctx: TaskContext) -> Mapping[str, Any]:
     options: AllreduceOptions = ctx.options
     world = ctx.env.world_size
-    dtype = torch.float16 if options.dtype == "float16" else torch.float32
+    device = ctx.device
+    dtype_name = options.dtype
+    if dtype_name == "auto":  # MLBench measured fp16 on GPUs, fp32 on CPUs
+        dtype_name = "float16" if device.type == "cuda" else "float32"
+    dtype = torch.float16 if dtype_name == "float16" else torch.float32
     element = torch.tensor([], dtype=dtype).element_size()
     results = []
     for size in options.sizes_bytes:
-        tensor = torch.ones(max(1, size // element), dtype=dtype)
+        tensor = torch.ones(max(1, size // element), dtype=dtype, device=device)
         for _ in range(options.warmup):
             dist.all_reduce(tensor)
         times = []
@@ -41,13 +45,15 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             started = time.perf_counter()
             with ctx.timers.communication():
                 dist.all_reduce(tensor)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()  # nccl returns once queued, not once done
             times.append(time.perf_counter() - started)
         # The slowest rank decides when an all-reduce is over; take each repetition's max.
-        timings = torch.tensor(times, dtype=torch.float64)
+        timings = torch.tensor(times, dtype=torch.float64, device=device)
         dist.all_reduce(timings, op=dist.ReduceOp.MAX)
         median_s = statistics.median(timings.tolist())
         bus = bus_bandwidth_mbit(tensor.numel() * element, median_s, world)
-        meta = json.dumps({"bytes": tensor.numel() * element, "dtype": options.dtype})
+        meta = json.dumps({"bytes": tensor.numel() * element, "dtype": dtype_name})
         ctx.report("allreduce_time_s", median_s, metadata=meta)
         ctx.report("bus_bandwidth_mbit", bus, metadata=meta)
         results.append({"bytes": tensor.numel() * element, "time_s": median_s, "bus_mbit": bus})

@@ -18,7 +18,11 @@ class AllreduceOptions(TaskOptions):
     )
     repetitions: int = Field(default=5, ge=1, le=10_000, description="Timed all-reduces a size.")
     warmup: int = Field(default=1, ge=0, le=100, description="Untimed all-reduces first.")
-    dtype: str = Field(default="float32", pattern="^(float32|float16)$")
+    dtype: str = Field(
+        default="auto",
+        pattern="^(auto|float32|float16)$",
+        description="auto: float16 on GPUs, float32 on CPUs (as MLBench measured).",
+    )
 
     @field_validator("sizes_bytes")
     @classmethod

@@ -10,13 +10,16 @@ import importlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from distbench.worker.env import WorkerEnv
 from distbench.worker.reporter import Reporter
 from distbench.worker.timing import Timers
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TaskOptions(BaseModel):
@@ -50,6 +53,13 @@ class TaskContext:
     timers: Timers = field(default_factory=Timers)
     # MLPerf's rule: the clock starts before the first touch of data and never pauses.
     clock_started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the task's tensors live: the rank's GPU on GPU runs, else the CPU."""
+        import torch  # here, not at the top: the server imports this module without torch
+
+        return torch.device("cuda", 0) if self.env.device == "cuda" else torch.device("cpu")
 
     @property
     def is_leader(self) -> bool:

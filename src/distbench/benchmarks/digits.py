@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from sklearn.datasets import load_digits
 from torch import nn
 
 from distbench.benchmarks.base import TaskContext
+from distbench.benchmarks.collectives import average_gradients, global_sums, share_weights
 from distbench.benchmarks.digits_options import DigitsOptions
 
 
@@ -32,33 +32,16 @@ def _dataset(
     return features[train], labels[train], features[val], labels[val]
 
 
-def _average_gradients(model: nn.Module, world_size: int) -> None:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for grad in grads:
-        count = grad.numel()
-        grad.copy_(flat[offset : offset + count].view_as(grad))
-        offset += count
-
-
-def _global_sums(*values: float) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return [float(v) for v in tensor]
-
-
 def run(ctx: TaskContext) -> Mapping[str, Any]:
     options: DigitsOptions = ctx.options
     rank, world = ctx.env.rank, ctx.env.world_size
     torch.manual_seed(options.seed)
-    train_x, train_y, val_x, val_y = _dataset(options)
+    device = ctx.device
+    # Small enough to live on the device whole (a GPU run moves it there once).
+    train_x, train_y, val_x, val_y = (t.to(device) for t in _dataset(options))
     model = nn.Sequential(nn.Linear(64, options.hidden), nn.ReLU(), nn.Linear(options.hidden, 10))
-    # Every rank starts from rank 0's weights (the same seed gives the same; this makes it so).
-    for parameter in model.parameters():
-        dist.broadcast(parameter.data, src=0)
+    model = model.to(device)
+    share_weights(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=options.learning_rate, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     val_shard = slice(rank, None, world)
@@ -72,7 +55,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         )
         # Equal shares: ranks that took different numbers of steps would wait on each other's
         # all-reduces forever (or die when one rank finishes first).
-        order = order[: len(order) - len(order) % world][rank::world]
+        order = order[: len(order) - len(order) % world][rank::world].to(device)
         loss_sum = correct = seen = 0.0
         epoch_started = ctx.elapsed_s()
         model.train()
@@ -84,7 +67,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
                 loss = loss_fn(logits, train_y[batch])
                 loss.backward()
             with ctx.timers.communication():
-                _average_gradients(model, world)
+                average_gradients(model, world)
             with ctx.timers.compute():
                 optimizer.step()
             loss_sum += loss.item() * len(batch)
@@ -107,7 +90,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
                 )
             ) * len(val_y[val_shard])
             val_correct = float((logits.argmax(1) == val_y[val_shard]).sum())
-        totals = _global_sums(
+        totals = global_sums(
             loss_sum,
             correct,
             seen,
@@ -116,6 +99,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             float(len(val_y[val_shard])),
             ctx.timers.compute_s,
             ctx.timers.communication_s,
+            device=device,
         )
         validation_s = ctx.elapsed_s() - validation_started
         g_loss, g_correct, g_seen, g_val_loss, g_val_correct, g_val_seen, g_compute, g_comm = totals

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from sklearn.datasets import load_svmlight_files
 from torch import nn
 from torch.nn import functional
 
 from distbench.benchmarks.base import TaskContext
+from distbench.benchmarks.collectives import average_gradients, global_sums, share_weights
 from distbench.benchmarks.logreg_options import LogregOptions
 
 Dataset = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -81,24 +81,6 @@ def synthetic(options: LogregOptions) -> Dataset:
     return _held_out(data, labels, options)
 
 
-def _average_gradients(model: nn.Module, world_size: int) -> None:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for grad in grads:
-        count = grad.numel()
-        grad.copy_(flat[offset : offset + count].view_as(grad))
-        offset += count
-
-
-def _global_sums(*values: float) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return [float(v) for v in tensor]
-
-
 def run(ctx: TaskContext) -> Mapping[str, Any]:
     options: LogregOptions = ctx.options
     rank, world = ctx.env.rank, ctx.env.world_size
@@ -107,12 +89,12 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         train_x, train_y, val_x, val_y = synthetic(options)
     else:
         train_x, train_y, val_x, val_y = load_libsvm(options.data_path, options)
+    device = ctx.device
+    train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
     if len(train_y) < world:
         raise ValueError(f"{len(train_y)} training samples cannot be split over {world} workers")
-    model = nn.Linear(train_x.shape[1], 1, bias=options.bias)
-    # Every rank starts from rank 0's weights (the same seed gives the same; this makes it so).
-    for parameter in model.parameters():
-        dist.broadcast(parameter.data, src=0)
+    model = nn.Linear(train_x.shape[1], 1, bias=options.bias).to(device)
+    share_weights(model)
     step_size = options.learning_rate * min(16, world)
     optimizer = torch.optim.SGD(model.parameters(), lr=step_size)
     val_shard = slice(rank, None, world)
@@ -125,7 +107,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         ctx.timers.reset()
         order = torch.randperm(
             len(train_y), generator=torch.Generator().manual_seed(options.seed * 1000 + epoch)
-        )[rank::world][:shard_size]
+        )[rank::world][:shard_size].to(device)
         loss_sum = correct = seen = 0.0
         epoch_started = ctx.elapsed_s()
         for start in range(0, len(order), options.batch_size):
@@ -138,7 +120,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
                 objective = loss + 0.5 * options.l2 * model.weight.pow(2).sum()
                 torch.autograd.backward(objective)
             with ctx.timers.communication():
-                _average_gradients(model, world)
+                average_gradients(model, world)
             with ctx.timers.compute():
                 optimizer.step()
             loss_sum += loss.item() * len(batch)
@@ -158,7 +140,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
                 functional.binary_cross_entropy_with_logits(logits, shard_y, reduction="sum")
             )
             val_correct = float(((logits > 0) == (shard_y > 0.5)).sum())
-        totals = _global_sums(
+        totals = global_sums(
             loss_sum,
             correct,
             seen,
@@ -167,6 +149,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             float(len(shard_y)),
             ctx.timers.compute_s,
             ctx.timers.communication_s,
+            device=device,
         )
         validation_s = ctx.elapsed_s() - validation_started
         g_loss, g_correct, g_seen, g_val_loss, g_val_correct, g_val_seen, g_compute, g_comm = totals

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from distbench.benchmarks import cifar10
 from distbench.benchmarks.base import TaskContext
+from distbench.benchmarks.collectives import average_gradients, global_sums, share_weights
 from distbench.benchmarks.resnet20_options import Resnet20Options
 
 
@@ -106,32 +106,15 @@ def _data(
     return cifar10.load(cifar10.locate(root, allow_download=options.download))
 
 
-def _average_gradients(model: nn.Module, world_size: int) -> None:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for grad in grads:
-        count = grad.numel()
-        grad.copy_(flat[offset : offset + count].view_as(grad))
-        offset += count
-
-
-def _global_sums(*values: float) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return [float(v) for v in tensor]
-
-
 def run(ctx: TaskContext) -> Mapping[str, Any]:
     options: Resnet20Options = ctx.options
     rank, world = ctx.env.rank, ctx.env.world_size
     torch.manual_seed(options.seed)
     train_x, train_y, val_x, val_y = _data(options)
-    model = ResNet20()
-    for tensor in [*model.parameters(), *model.buffers()]:
-        dist.broadcast(tensor.data, src=0)
+    device = ctx.device
+    # The data stays in host memory (CIFAR-10 is 600 MB as floats); batches travel to the device.
+    model = ResNet20().to(device)
+    share_weights(model)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=options.learning_rate,
@@ -163,17 +146,18 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             for group in optimizer.param_groups:
                 group["lr"] = rate
             with ctx.timers.compute():
-                images = augment(train_x[batch], generator)
+                images = augment(train_x[batch], generator).to(device, non_blocking=True)
+                labels = train_y[batch].to(device, non_blocking=True)
                 optimizer.zero_grad()
                 logits = model(images)
-                loss = loss_fn(logits, train_y[batch])
+                loss = loss_fn(logits, labels)
                 loss.backward()
             with ctx.timers.communication():
-                _average_gradients(model, world)
+                average_gradients(model, world)
             with ctx.timers.compute():
                 optimizer.step()
             loss_sum += loss.item() * len(batch)
-            correct += float((logits.argmax(1) == train_y[batch]).sum())
+            correct += float((logits.argmax(1) == labels).sum())
             seen += len(batch)
             step += 1
             if step % options.report_every_steps == 0:
@@ -187,11 +171,11 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         shard_x, shard_y = val_x[val_shard], val_y[val_shard]
         with torch.no_grad():
             for start in range(0, len(shard_y), 500):
-                logits = model(shard_x[start : start + 500])
-                labels = shard_y[start : start + 500]
+                logits = model(shard_x[start : start + 500].to(device))
+                labels = shard_y[start : start + 500].to(device)
                 val_loss += float(loss_fn(logits, labels)) * len(labels)
                 val_correct += float((logits.argmax(1) == labels).sum())
-        totals = _global_sums(
+        totals = global_sums(
             loss_sum,
             correct,
             seen,
@@ -200,6 +184,7 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             float(len(shard_y)),
             ctx.timers.compute_s,
             ctx.timers.communication_s,
+            device=device,
         )
         validation_s = ctx.elapsed_s() - validation_started
         g_loss, g_correct, g_seen, g_val_loss, g_val_correct, g_val_seen, g_compute, g_comm = totals

@@ -25,6 +25,7 @@ class RunRecord:
     options: dict[str, Any]
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
+    gpu: bool = False
 
     @property
     def is_active(self) -> bool:
@@ -44,7 +45,6 @@ class NewRun:
     options: dict[str, Any] = field(default_factory=dict)
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
-    # Not stored: no backend can run GPU runs yet, so a run asking for one is refused.
     gpu: bool = False
 
 

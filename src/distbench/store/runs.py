@@ -37,6 +37,7 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         options=dict(m["options"]),
         time_limit_s=m["time_limit_s"],
         start_timeout_s=m["start_timeout_s"],
+        gpu=bool(m["gpu"]),
     )
 
 
@@ -60,6 +61,7 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
         "options": new.options,
         "time_limit_s": new.time_limit_s,
         "start_timeout_s": new.start_timeout_s,
+        "gpu": new.gpu,
     }
     try:
         with conn.begin_nested():

@@ -39,6 +39,7 @@ runs = sa.Table(
     sa.Column("options", sa.JSON, nullable=False),
     sa.Column("time_limit_s", sa.Float),
     sa.Column("start_timeout_s", sa.Float),
+    sa.Column("gpu", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),
 )
 

@@ -32,6 +32,7 @@ class WorkerEnv:
     options: Mapping[str, Any] = field(default_factory=dict)
     num_cpus: float | None = None
     status_dir: Path | None = None
+    device: str = "cpu"
 
 
 def _int(env: Mapping[str, str], key: str, problems: list[str], *, minimum: int) -> int:
@@ -93,6 +94,9 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
         problems.append("DISTBENCH_RUN_ID is not set, but DISTBENCH_SERVER_URL is")
     if problems:
         raise WorkerEnvError("; ".join(problems))
+    device = env.get("DISTBENCH_DEVICE", "cpu")
+    if device not in ("cpu", "cuda"):
+        raise WorkerEnvError(f"DISTBENCH_DEVICE={device!r} must be cpu or cuda")
     status_dir = env.get("DISTBENCH_STATUS_DIR")
     return WorkerEnv(
         rank=rank,
@@ -110,4 +114,5 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
         options=options,
         num_cpus=num_cpus,
         status_dir=Path(status_dir) if status_dir else None,
+        device=device,
     )

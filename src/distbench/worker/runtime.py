@@ -107,6 +107,9 @@ def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
     options = spec.options.model_validate(dict(env.options))
     if env.num_cpus is not None:
         torch.set_num_threads(max(1, math.ceil(env.num_cpus)))
+    if env.device == "cuda":
+        # The backend gives each rank one GPU through CUDA_VISIBLE_DEVICES: it is device 0.
+        torch.cuda.set_device(0)
     log.info(
         "rank %d/%d joining %s process group at %s:%d",
         env.rank,

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("time_limit_s", sa.Float(), nullable=True),
         sa.Column("start_timeout_s", sa.Float(), nullable=True),
+        sa.Column("gpu", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.CheckConstraint(
             "state IN ('INITIALIZED', 'STARTED', 'FINISHED', 'FAILED', 'ABORTED')",
             name=op.f("ck_runs_state"),

@@ -190,13 +190,23 @@ const BASE_LAYOUT = {
   font: { family: "system-ui, sans-serif", size: 12 },
   paper_bgcolor: "rgba(0,0,0,0)",
   plot_bgcolor: "#fff",
-  legend: { orientation: "h", y: -0.25 },
+  // Above the plot, right: below it the legend would sit on the x axis title.
+  legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
 };
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 function plot(node, traces, layout) {
   if (!window.Plotly) return;
-  window.Plotly.react(node, traces, { ...BASE_LAYOUT, ...layout }, PLOT_CONFIG);
+  const full = { ...BASE_LAYOUT, ...layout };
+  if (traces.every((trace) => !trace.x || trace.x.length === 0)) {
+    // Say so, rather than show Plotly's made-up axis range (an empty date axis reads "Jan 2000").
+    full.annotations = [
+      { text: "No samples yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 },
+    ];
+    full.xaxis = { ...(full.xaxis || {}), showticklabels: false };
+    full.yaxis = { ...(full.yaxis || {}), showticklabels: false };
+  }
+  window.Plotly.react(node, traces, full, PLOT_CONFIG);
 }
 
 function timeAxis() {
@@ -375,7 +385,9 @@ function initRuns() {
   });
   function describe() {
     const chosen = benchmarks.find((b) => b.name === benchmarkSelect.value);
-    help.textContent = chosen ? chosen.description : "";
+    help.textContent = chosen
+      ? `${chosen.description} Options and defaults: ${JSON.stringify(chosen.defaults)}`
+      : "";
   }
   benchmarkSelect.addEventListener("change", () => {
     describe();
@@ -394,7 +406,19 @@ function initRuns() {
     errorBox.hidden = true;
     const data = new FormData(form);
     const number = (key) => (data.get(key) === "" ? undefined : Number(data.get(key)));
+    let options = {};
+    if (String(data.get("options")).trim()) {
+      try {
+        options = JSON.parse(data.get("options"));
+      } catch (error) {
+        showError(errorBox, new Error(`options are not JSON: ${error.message}`));
+        document.getElementById("f-options").setAttribute("aria-invalid", "true");
+        document.getElementById("f-options").focus();
+        return;
+      }
+    }
     const body = {
+      options,
       name: data.get("name"),
       benchmark: data.get("benchmark"),
       num_workers: number("num_workers"),
@@ -465,6 +489,22 @@ function definitionList(node, rows) {
   node.replaceChildren(...rows.flatMap(([key, value]) => [el("dt", {}, key), el("dd", {}, value)]));
 }
 
+function keyValues(object) {
+  const entries = Object.entries(object);
+  if (!entries.length) return "—";
+  return el(
+    "ul",
+    { class: "kv" },
+    entries.map(([key, value]) =>
+      el("li", {}, el("code", {}, key), ": ", typeof value === "object" ? JSON.stringify(value) : String(value)),
+    ),
+  );
+}
+
+function workers(n) {
+  return `${n} worker${n === 1 ? "" : "s"}`;
+}
+
 function resultRows(result) {
   const rows = [];
   const seconds = (v) => (v === null || v === undefined ? "—" : formatDuration(v));
@@ -473,9 +513,10 @@ function resultRows(result) {
     let text;
     if (key.endsWith("_s")) text = seconds(value);
     else if (key.includes("accuracy") && typeof value === "number") text = pct(value);
-    else if (typeof value === "object") text = JSON.stringify(value);
+    else if (typeof value === "object") text = keyValues(value);
     else text = String(value);
-    rows.push([key.replaceAll("_", " "), text]);
+    // The unit is in the value ("12.3 s"), so "_s" leaves the label.
+    rows.push([key.replace(/_s$/, "").replaceAll("_", " "), text]);
   }
   return rows;
 }
@@ -540,8 +581,8 @@ function initRun() {
       ["workers", run.num_workers],
       ["CPUs per worker", run.num_cpus],
       ["bandwidth cap", run.max_bandwidth ? `${run.max_bandwidth} Mbit/s` : "none"],
-      ["limits applied", JSON.stringify((run.job_metadata || {}).limits || {})],
-      ["options", JSON.stringify(run.options)],
+      ["limits applied", keyValues((run.job_metadata || {}).limits || {})],
+      ["options", keyValues(run.options)],
       ["created", formatTime(run.created_at)],
       ["started", formatTime(run.started_at)],
       ["finished", formatTime(run.finished_at)],
@@ -665,7 +706,7 @@ function initCompare() {
     const byEpoch = xSelect.value === "epoch";
     const traces = chosen.map((run, i) => {
       const series = stores[i].series.get(metric);
-      const label = `#${run.id} ${run.name} (${run.num_workers} workers)`;
+      const label = `#${run.id} ${run.name} (${workers(run.num_workers)})`;
       if (!series) return { x: [], y: [], name: label };
       const start = new Date(run.started_at || series.dates[0]).getTime();
       const x = byEpoch ? series.epochs : series.dates.map((d) => (new Date(d) - start) / 1000);
@@ -761,7 +802,7 @@ function initCompare() {
             checked: preselect.length ? preselect.includes(run.id) : i < 2,
             onchange: draw,
           }),
-          ` #${run.id} ${run.name} — ${run.num_workers} workers, ${limitsText(run)}, ${run.state}`,
+          ` #${run.id} ${run.name} — ${workers(run.num_workers)}, ${limitsText(run)}, ${run.state}`,
         ),
       ),
     );

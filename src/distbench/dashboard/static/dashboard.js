@@ -179,6 +179,20 @@ class SeriesStore {
     return added;
   }
 
+  // Drop points dated before `cutoff` (an ISO string): a view that shows a moving window keeps
+  // only that window, so a tab left open for days does not grow without bound.
+  trimBefore(cutoff) {
+    for (const series of this.series.values()) {
+      let old = 0;
+      while (old < series.dates.length && series.dates[old] < cutoff) old += 1;
+      if (old > 0) {
+        series.dates.splice(0, old);
+        series.values.splice(0, old);
+        series.epochs.splice(0, old);
+      }
+    }
+  }
+
   since() {
     if (!this.newest) return null;
     return new Date(new Date(this.newest).getTime() - OVERLAP_MS).toISOString();
@@ -353,6 +367,7 @@ function initOverview() {
       for (const [metric, points] of Object.entries(series)) flat[`${pod}\u0000${metric}`] = points;
     }
     store.merge(flat);
+    store.trimBefore(new Date(Date.now() - WINDOW_MS).toISOString());
     if (first && store.newest === null) store.newest = new Date().toISOString();
     empty.hidden = pods.length > 0;
     const names = new Set(pods.map((pod) => pod.name));

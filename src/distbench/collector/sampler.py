@@ -49,6 +49,9 @@ class Collector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.samples_taken = 0
+        self._last_counter: dict[tuple[str, str], float] = {}
+        # The collector thread and the orchestrator (last sample of an ending run) both sample.
+        self._sampling = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
@@ -74,10 +77,20 @@ class Collector:
     def sample_pods(self, pod_names: Sequence[str]) -> int:
         """Sample these pods now, whatever their phase (the orchestrator calls this as a run
         ends, before its network is removed, so the last counters are kept)."""
+        with self._sampling:
+            return self._sample(pod_names)
+
+    def _sample(self, pod_names: Sequence[str]) -> int:
         points: list[MetricPoint] = []
         for pod_name in pod_names:
             date_us = now_us()
             for name, value in self.backend.resource_counters(pod_name).items():
+                if is_counter(name):
+                    # A counter never goes down. Two sources can disagree slightly (a live
+                    # process read from /proc, then the totals it wrote as it exited), so the
+                    # series is kept monotonic rather than showing a dip that never happened.
+                    value = max(float(value), self._last_counter.get((pod_name, name), 0.0))
+                    self._last_counter[(pod_name, name)] = value
                 points.append(
                     MetricPoint(
                         name=name,

@@ -28,6 +28,8 @@ import pytest
 from distbench.backends.local import LocalBackend
 from distbench.backends.local_state import RunState
 from distbench.settings import Settings
+from tests.api.helpers import get_run as get_run
+from tests.api.helpers import start_run as post_run
 from tests.conftest import ServerThread, free_port
 
 T = TypeVar("T")
@@ -215,21 +217,6 @@ def local_servers(migrated_database_url: str, tmp_path: Path) -> Iterator[LocalS
 
 
 # -- runs ---------------------------------------------------------------------------------------
-def post_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:
-    body = {"name": "real run", "num_workers": 2, **fields}
-    response = http.post("/api/runs/", json=body)
-    assert response.status_code == 200, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-def get_run(http: httpx.Client, run_id: int) -> dict[str, Any]:
-    response = http.get(f"/api/runs/{run_id}/")
-    assert response.status_code == 200, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
 def wait_for_state(
     http: httpx.Client, run_id: int, *states: str, timeout_s: float = 60
 ) -> dict[str, Any]:

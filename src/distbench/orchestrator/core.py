@@ -179,17 +179,20 @@ class Orchestrator:
                 from_states=ACTIVE_STATES,
                 metadata_update=update,
             )
+            if ended is not None:
+                # In the same transaction: nobody sees the run ended without its result.
+                ended = self._record_result(conn, ended)
         self._seen_at.pop(run_id, None)
         if ended is not None:
             log.info("run %s %s: %s", run_id, state, update)
-            ended = self._record_result(ended)
         return ended
 
-    def _record_result(self, run: RunRecord) -> RunRecord:
+    def _record_result(self, conn: sa.Connection, run: RunRecord) -> RunRecord:
         """Write the run's result summary into ``job_metadata["result"]`` (never fails the end
-        of a run: a summary that cannot be computed is logged and left out)."""
+        of a run: a summary that cannot be computed is logged and left out; the savepoint keeps
+        the transition's transaction usable)."""
         try:
-            with self.engine.begin() as conn:
+            with conn.begin_nested():
                 result = summarize(conn=conn, run=run)
                 return run_store.update_metadata(
                     conn=conn, run_id=run.id, update={"result": result}

@@ -19,6 +19,7 @@ from distbench.api.encode import JSONBody
 from distbench.api.observability import Observability, ObservabilityMiddleware
 from distbench.api.schemas import MetricCreate, RunCreate
 from distbench.backends import ClusterBackend, create_backend
+from distbench.benchmarks import registry as task_registry
 from distbench.collector import Collector
 from distbench.dashboard import install as install_dashboard
 from distbench.orchestrator import Orchestrator
@@ -46,6 +47,9 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_database(settings)
+        # Found again at each start, so a plugin installed since the last start shows; a
+        # broken one is logged here and listed by GET /api/benchmarks.
+        task_registry.reload()
         engine = create_engine(settings.database_url)
         chosen = backend if backend is not None else create_backend(settings)
         token = settings.token.get_secret_value() if settings.token is not None else None

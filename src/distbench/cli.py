@@ -45,6 +45,8 @@ def build_settings(**given: Any) -> Settings:
         return Settings(**chosen)
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a rule across settings: its input is all of them, token too
+            fail(f"bad settings: {first['msg'].removeprefix('Value error, ')}", code=2)
         key = ".".join(str(part) for part in first["loc"]) or "settings"
         fail(f"bad setting {key}={first.get('input')!r}: {first['msg']}", code=2)
 
@@ -72,7 +74,43 @@ def serve(
     collect_interval: Annotated[
         float | None, typer.Option(help="Seconds between pod resource samples [default: 2]")
     ] = None,
+    allow_commands: Annotated[
+        bool,
+        typer.Option(
+            "--allow-commands",
+            help="Let token holders run their own commands as workers (needs --token)",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where workers run: local or kubernetes [default: local]"),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="kubernetes: namespace of the worker Jobs [default: the kubeconfig's]"),
+    ] = None,
+    worker_image: Annotated[
+        str | None,
+        typer.Option(help="kubernetes: container image of the worker pods (required)"),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="kubernetes: kubeconfig file [default: in-cluster, ~/.kube/config]"),
+    ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL workers reach this server at (required with kubernetes: its Service)"
+        ),
+    ] = None,
+    k8s_bandwidth: Annotated[
+        str | None,
+        typer.Option(
+            help="kubernetes: enforce max_bandwidth by 'annotations' (CNI bandwidth plugin) "
+            "or 'tc' (init container with NET_ADMIN) [default: annotations]"
+        ),
+    ] = None,
 ) -> None:
     """Start the server: the REST API under /api/ and the dashboard at /."""
     import uvicorn
@@ -87,6 +125,13 @@ def serve(
         insecure=insecure or None,
         release=release,
         collect_interval_s=collect_interval,
+        allow_commands=allow_commands or None,
+        backend=backend,
+        namespace=namespace,
+        worker_image=worker_image,
+        kubeconfig=kubeconfig,
+        advertise_url=advertise_url,
+        k8s_bandwidth=k8s_bandwidth,
     )
     if not settings.is_loopback and settings.token is None and not settings.insecure:
         fail(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,10 +64,31 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def command_and_dir(
+    command: str | None, workdir: Path | None, benchmark: str | None
+) -> tuple[list[str] | None, str | None]:
+    """``--command`` split as a shell would, and its working directory made absolute (the
+    server resolves nothing relative to the caller)."""
+    if command is None:
+        if workdir is not None:
+            raise _fail("--workdir goes with --command", 2)
+        return None, None
+    if benchmark is not None:
+        raise _fail("give --benchmark or --command, not both", 2)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise _fail(f"--command {command!r}: {exc}", 2) from None
+    if not argv:
+        raise _fail('--command is empty: give the program to run, e.g. "python train.py"', 2)
+    return argv, str((workdir or Path.cwd()).resolve())
+
+
 def register(app: typer.Typer) -> None:
     from distbench.cli_compare import compare, sweep  # it imports this module
 
     app.command("run")(run)
+    app.command("benchmarks")(list_benchmarks)
     app.command("runs")(runs)
     app.command("show")(show)
     app.command("abort")(abort)
@@ -77,7 +99,20 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    benchmark: Annotated[str, typer.Option(help="Benchmark task (see the README)")] = "digits",
+    benchmark: Annotated[
+        str | None, typer.Option(help="Benchmark task (distbench benchmarks) [default: digits]")
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            help='Run this command as each worker instead of a task, e.g. "python train.py" '
+            "(the server needs --allow-commands)"
+        ),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where --command runs, on the server's machine [default: here]"),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Number of workers")] = 2,
     cpus: Annotated[float, typer.Option(help="Cores per worker")] = 1.0,
     bandwidth: Annotated[
@@ -96,7 +131,9 @@ def run(
 ) -> None:
     """Start a run; with --wait, show its progress and result (exit 1 unless it FINISHED)."""
     options = parse_options(option or [])
-    label = name or f"{benchmark} x{workers}, {cpus:g} CPU" + (
+    argv, working_dir = command_and_dir(command, workdir, benchmark)
+    what = Path(argv[1] if len(argv) > 1 else argv[0]).name if argv else benchmark or "digits"
+    label = name or f"{what} x{workers}, {cpus:g} CPU" + (
         f", {bandwidth:g} Mbit/s" if bandwidth is not None else ""
     )
     console = Console()
@@ -109,6 +146,8 @@ def run(
             benchmark=benchmark,
             time_limit_s=time_limit,
             options=options,
+            command=argv,
+            working_dir=working_dir,
         )
         console.print(f"run {started.id} started: {label}")
         if not wait:
@@ -125,6 +164,15 @@ def run(
         console.print(result_table(client, ended))
     if ended.state != "FINISHED":
         raise typer.Exit(1)
+
+
+def list_benchmarks(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """List the tasks a run can name, their options and the package each comes from."""
+    from distbench.cli_benchmarks import print_benchmarks
+
+    with connected(url, token) as client:
+        tasks = client.benchmarks()
+    print_benchmarks(tasks, Console())
 
 
 def runs(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:

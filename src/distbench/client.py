@@ -180,6 +180,8 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
+    command: list[str] | None = field(default=None, hash=False)
+    working_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @property
@@ -189,6 +191,21 @@ class Run:
     @property
     def has_ended(self) -> bool:
         return self.state in END_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """A task a run can name (``GET /api/benchmarks``), or a plugin that failed to load
+    (``status == "broken"``, with the ``error``)."""
+
+    name: str
+    status: str
+    source: str
+    builtin: bool
+    description: str
+    defaults: dict[str, Any] = field(hash=False)
+    options: dict[str, Any] = field(hash=False)  # JSON Schema
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +261,22 @@ def _run(data: Mapping[str, Any]) -> Run:
         options=dict(data.get("options") or {}),
         time_limit_s=_optional_float(data.get("time_limit_s")),
         start_timeout_s=_optional_float(data.get("start_timeout_s")),
+        command=None if data.get("command") is None else [str(a) for a in data["command"]],
+        working_dir=data.get("working_dir"),
         raw=dict(data),
+    )
+
+
+def _benchmark(data: Mapping[str, Any]) -> Benchmark:
+    return Benchmark(
+        name=str(data["name"]),
+        status=str(data.get("status", "ok")),
+        source=str(data.get("source", "")),
+        builtin=bool(data.get("builtin", False)),
+        description=str(data.get("description", "")),
+        defaults=dict(data.get("defaults") or {}),
+        options=dict(data.get("options") or {}),
+        error=data.get("error"),
     )
 
 
@@ -527,6 +559,10 @@ class Client:
         body = [_point_body(p if isinstance(p, NewPoint) else NewPoint(**p)) for p in points]
         return self._json("POST", "/api/metrics/batch", lambda data: int(data["stored"]), json=body)
 
+    def benchmarks(self) -> list[Benchmark]:
+        """The tasks a run can name, with their options; broken plugins too, with the error."""
+        return self._json("GET", "/api/benchmarks", lambda data: [_benchmark(b) for b in data])
+
     # -- runs -----------------------------------------------------------------------------------
     def runs(self) -> list[Run]:
         """All runs, newest first."""
@@ -548,9 +584,12 @@ class Client:
         time_limit_s: float | None = None,
         start_timeout_s: float | None = None,
         options: Mapping[str, Any] | None = None,
+        command: Sequence[str] | None = None,
+        working_dir: str | None = None,
     ) -> Run:
         """Start a run of ``num_workers`` workers with ``num_cpus`` cores and ``max_bandwidth``
-        Mbit/s of egress each. Arguments left ``None`` take the server's defaults.
+        Mbit/s of egress each. Arguments left ``None`` take the server's defaults. ``command``
+        (an argv, run in ``working_dir``) replaces the benchmark task; the server must allow it.
 
         Raises ``RunActive`` while another run is active, ``LimitUnsupported`` for a limit the
         backend cannot enforce, ``InvalidInput`` for bad values."""
@@ -562,6 +601,8 @@ class Client:
             "time_limit_s": time_limit_s,
             "start_timeout_s": start_timeout_s,
             "options": None if options is None else dict(options),
+            "command": None if command is None else list(command),
+            "working_dir": working_dir,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return self._json("POST", "/api/runs/", _run, json=body)
@@ -672,6 +713,7 @@ __all__ = [
     "END_STATES",
     "RUN_STATES",
     "ApiError",
+    "Benchmark",
     "Client",
     "ExportFormat",
     "Health",

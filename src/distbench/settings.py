@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     insecure: bool = False
     release: str = Field(default="distbench", pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "kubernetes"] = "local"
     collect_interval_s: float = Field(default=2.0, gt=0)
     start_timeout_s: float = Field(default=120.0, gt=0)
     # Limits on what one request may carry, so a client cannot exhaust the server's memory.
@@ -60,8 +60,69 @@ class Settings(BaseSettings):
         description="Fork workers from a process that has imported torch already (fast starts).",
     )
     advertise_url: str | None = Field(
-        default=None, description="The URL workers use to reach this server (default: derived)."
+        default=None,
+        validate_default=True,
+        description="The URL workers use to reach this server (default: derived).",
     )
+
+    @field_validator("advertise_url", mode="after")
+    @classmethod
+    def _reachable_from_pods(cls, url: str | None, info: ValidationInfo) -> str | None:
+        # Derived from host and port, it would name this server's own loopback address, which
+        # no worker pod can reach: its metrics would be lost.
+        if info.data.get("backend") == "kubernetes" and not url:
+            raise ValueError(
+                "backend=kubernetes needs the URL worker pods reach this server at (its "
+                "Service): set DISTBENCH_ADVERTISE_URL (or serve --advertise-url)"
+            )
+        return url
+    allow_commands: bool = Field(
+        default=False,
+        description="Let token holders start runs of their own commands (arbitrary code as the "
+        "server's user). Needs a token.",
+    )
+
+    @model_validator(mode="after")
+    def _commands_need_a_token(self) -> Settings:
+        if self.allow_commands and self.token is None:
+            raise ValueError(
+                "allow_commands=true needs a token: custom commands run arbitrary code, so only "
+                "callers holding --token (DISTBENCH_TOKEN) may start them"
+            )
+        return self
+
+    # -- the kubernetes backend (kubernetes_manifests.py says what each one becomes) ------------
+    namespace: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace of the worker Jobs (default: the kubeconfig's, or the server "
+        "pod's own namespace in a cluster).",
+    )
+    worker_image: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Container image of the worker pods (kubernetes backend).",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file to reach the cluster with (default: in-cluster config, "
+        "then ~/.kube/config).",
+    )
+    k8s_bandwidth: Literal["annotations", "tc"] = Field(
+        default="annotations",
+        description="How worker pods' max_bandwidth is enforced: pod bandwidth annotations "
+        "(the CNI must chain the bandwidth plugin) or tc in an init container with NET_ADMIN.",
+    )
+
+    @field_validator("worker_image", mode="after")
+    @classmethod
+    def _image_for_kubernetes(cls, image: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("backend") == "kubernetes" and not image:
+            raise ValueError(
+                "backend=kubernetes needs the workers' container image: set "
+                "DISTBENCH_WORKER_IMAGE (or serve --worker-image)"
+            )
+        return image
 
     @property
     def advertised_url(self) -> str:

@@ -4,10 +4,13 @@ launch itself is checked on a GPU machine, not here.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from distbench.backends import local
-from distbench.backends.local import LocalBackend, gpu_environment
+from distbench.backends.local import LocalBackend
+from distbench.backends.local_launch import gpu_environment
 from distbench.errors import InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun
@@ -54,6 +57,26 @@ def test_more_gpu_workers_than_gpus_is_refused(
     backend.check(_new())  # enough GPUs: accepted
     with pytest.raises(InvalidInput, match="mpi"):
         backend.check(_new(backend="mpi"))
+
+
+def test_gpus_are_counted_from_the_driver_else_from_device_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc, dev = tmp_path / "gpus", tmp_path / "dev"
+    dev.mkdir()
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-modeset", "nvidia-caps"):
+        (dev / name).touch()
+    monkeypatch.setattr(local, "NVIDIA_PROC_GPUS", proc)
+    monkeypatch.setattr(local, "DEVICE_DIR", dev)
+    assert local.gpu_count() == 2  # no /proc entries (a sandbox): the device files
+    proc.mkdir()
+    assert local.gpu_count() == 2  # an empty /proc folder says nothing either
+    for bus in ("0000:17:00.0", "0000:65:00.0", "0000:ca:00.0"):
+        (proc / bus).mkdir()
+    assert local.gpu_count() == 3  # the driver's own list wins
+    monkeypatch.setattr(local, "NVIDIA_PROC_GPUS", tmp_path / "none")
+    monkeypatch.setattr(local, "DEVICE_DIR", tmp_path / "none")
+    assert local.gpu_count() == 0
 
 
 def test_nccl_without_gpu_is_refused(backend: LocalBackend) -> None:

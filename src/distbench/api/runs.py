@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -13,7 +14,9 @@ from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
 from distbench.api.schemas import RunCreate, RunLogs, RunPublic, format_optional_dt
-from distbench.errors import Forbidden
+from distbench.benchmarks import COMMAND_BENCHMARK, DEFAULT_BENCHMARK
+from distbench.errors import Forbidden, InvalidInput
+from distbench.settings import Settings
 from distbench.store import runs as run_store
 from distbench.store.records import NewRun, RunRecord
 from distbench.timefmt import format_dt
@@ -42,6 +45,8 @@ def run_public(run: RunRecord) -> dict[str, Any]:
         "time_limit_s": run.time_limit_s,
         "start_timeout_s": run.start_timeout_s,
         "gpu": run.gpu,
+        "command": run.command,
+        "working_dir": run.working_dir,
     }
 
 
@@ -74,12 +79,21 @@ async def start_run(
     if not caller.is_admin:
         raise Forbidden("a run token may post metrics only; starting runs needs the server token")
     spec = validate_model(RunCreate, await read_payload(request, settings.max_body_bytes))
+    if spec.command is not None:
+        check_command_allowed(spec, settings)
+    elif spec.working_dir is not None:
+        raise InvalidInput(
+            "working_dir applies to custom commands only: send command too, or leave it out",
+            details={"errors": [{"field": "working_dir", "message": "needs command"}]},
+        )
     new = NewRun(
         name=spec.name,
         num_workers=spec.num_workers,
         num_cpus=spec.num_cpus,
         max_bandwidth=spec.max_bandwidth,
-        benchmark=spec.benchmark,
+        benchmark=spec.benchmark or (COMMAND_BENCHMARK if spec.command else DEFAULT_BENCHMARK),
+        command=spec.command,
+        working_dir=spec.working_dir,
         backend=spec.backend or ("nccl" if spec.gpu else "gloo"),
         options=dict(spec.options),
         time_limit_s=spec.time_limit_s,
@@ -88,6 +102,32 @@ async def start_run(
     )
     run = await run_in_threadpool(orchestrator.create_run, new)
     return JSONBody(run_public(run))
+
+
+def check_command_allowed(spec: RunCreate, settings: Settings) -> None:
+    """Custom commands run arbitrary code as the server's user: only an operator who started
+    the server with a token and ``--allow-commands`` lets callers (who hold the token) do it."""
+    if not settings.allow_commands:
+        raise Forbidden(
+            "custom commands are disabled on this server: start it with --token TOKEN "
+            "--allow-commands (DISTBENCH_ALLOW_COMMANDS=true) to let token holders run their "
+            "own training scripts"
+        )
+    if spec.benchmark is not None:
+        raise InvalidInput(
+            "a run has either a benchmark or a command, not both",
+            details={"errors": [{"field": "benchmark", "message": "not with command"}]},
+        )
+    if spec.working_dir is not None and not PurePosixPath(spec.working_dir).is_absolute():
+        raise InvalidInput(
+            f"working_dir={spec.working_dir!r} must be an absolute path",
+            details={"errors": [{"field": "working_dir", "message": "not absolute"}]},
+        )
+    if not spec.command or not spec.command[0]:
+        raise InvalidInput(
+            'command must start with the program to run, e.g. ["python", "train.py"]',
+            details={"errors": [{"field": "command", "message": "no program"}]},
+        )
 
 
 @route(

@@ -64,6 +64,7 @@ MAX_RUN_ID = 2**31 - 1
 
 MetricName = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
 PodName = Annotated[str, Field(min_length=1, max_length=253, pattern=NO_NUL)]
+CommandArg = Annotated[str, Field(max_length=32_768, pattern=NO_NUL)]
 
 
 class ErrorDetail(BaseModel):
@@ -171,7 +172,28 @@ class RunCreate(BaseModel):
     max_bandwidth: float | None = Field(
         default=None, gt=0, le=100_000, description="Egress cap per worker, Mbit/s; null: none."
     )
-    benchmark: str = Field(default="digits", min_length=1, max_length=100, pattern=NO_NUL)
+    benchmark: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL,
+        description="The task (GET /api/benchmarks) [default: digits; none with ``command``].",
+    )
+    command: list[CommandArg] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Run this argv as each worker instead of a task, with the same environment "
+        "and limits. Needs a server started with a token and --allow-commands (else 403).",
+        examples=[["python", "train.py", "--lr", "0.1"]],
+    )
+    working_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        pattern=NO_NUL,
+        description="Absolute path the command runs in [default: the run's own directory].",
+    )
     gpu: bool = Field(default=False, description="Train on GPUs (one per worker) with nccl.")
     backend: Literal["gloo", "nccl", "mpi"] | None = Field(
         default=None, description="torch.distributed backend [default: nccl with gpu, else gloo]."
@@ -201,6 +223,8 @@ class RunPublic(BaseModel):
     time_limit_s: float | None
     start_timeout_s: float | None
     gpu: bool
+    command: list[str] | None = Field(description="The custom command; null for a task run.")
+    working_dir: str | None
 
 
 class RunLogs(BaseModel):

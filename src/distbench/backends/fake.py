@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
+from distbench.backends.local_launch import check_working_dir
 from distbench.errors import BackendUnavailable, LimitUnsupported
 from distbench.store.records import NewRun, RunRecord
 
@@ -31,6 +32,8 @@ class FakeBackend:
             raise LimitUnsupported("the fake backend has no GPUs")
         if new.max_bandwidth is not None and not self.supports_bandwidth:
             raise LimitUnsupported("the fake backend was told it cannot cap bandwidth")
+        if new.working_dir is not None:
+            check_working_dir(new.working_dir)  # as the local backend, whose stand-in it is
 
     def launch(self, run: RunRecord, *, server_url: str, run_token: str | None) -> LaunchReport:
         if self.fail_launch:

@@ -27,9 +27,19 @@ import psutil
 
 from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
 from distbench.backends.limits import cpu, network
+from distbench.backends.local_launch import (
+    Rendezvous,
+    WorkerLaunch,
+    check_working_dir,
+    command_path,
+    fork_warm,
+    start_cold,
+    worker_argv,
+    worker_env,
+)
 from distbench.backends.local_state import RunState, WorkerState, net_as_dict
 from distbench.backends.relay import Relay, socket_path_for
-from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
+from distbench.backends.warm_launcher import WarmLauncher
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
@@ -79,6 +89,8 @@ class LocalBackend:
             )
         self.cpu.check(new.num_cpus)
         network.check_bandwidth(new.max_bandwidth)
+        if new.working_dir is not None:
+            check_working_dir(new.working_dir)
 
     def _check_gpus(self, new: NewRun) -> None:
         gpus = gpu_count()
@@ -259,15 +271,20 @@ class LocalBackend:
     ) -> list[cpu.CpuLimit]:
         # Checked here because the wrappers (``sh -c ... exec``, ``ip netns exec``) would start
         # fine and only the worker would fail, as an opaque exit code 127 or 1.
-        if shutil.which(self.settings.worker_python) is None:
+        python = self.settings.worker_python
+        if shutil.which(python) is None:
             raise BackendUnavailable(
-                f"worker_python={self.settings.worker_python!r} is not an executable file: set "
+                f"worker_python={python!r} is not an executable file: set "
                 "DISTBENCH_WORKER_PYTHON to a Python that has distbench and torch installed"
             )
-        master_addr = net.workers[0].ip if net is not None else "127.0.0.1"
-        master_port = NAMESPACED_MASTER_PORT if net is not None else free_port()
-        socket_path = self._ensure_relay(server_url) if net is not None else None
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")}
+        meeting = Rendezvous(
+            master_addr=net.workers[0].ip if net is not None else "127.0.0.1",
+            master_port=NAMESPACED_MASTER_PORT if net is not None else free_port(),
+            server_url=server_url,
+            server_socket=str(self._ensure_relay(server_url)) if net is not None else None,
+            run_token=run_token,
+            status_dir=state.directory,
+        )
         limits = []
         for rank in range(run.num_workers):
             pod_name = f"{self.settings.release}-worker-{run.id}-{rank}"
@@ -275,42 +292,26 @@ class LocalBackend:
                 f"{self.settings.release}-{run.job_id}-{rank}", run.num_cpus, rank
             )
             limits.append(limit)
-            threads = str(max(1, math.ceil(run.num_cpus)))
-            env = {
-                **base_env,
-                "RANK": str(rank),
-                "WORLD_SIZE": str(run.num_workers),
-                "LOCAL_RANK": str(rank),
-                "LOCAL_WORLD_SIZE": str(run.num_workers),
-                "MASTER_ADDR": master_addr,
-                "MASTER_PORT": str(master_port),
-                "GLOO_SOCKET_IFNAME": network.IFNAME if net is not None else "lo",
-                "OMP_NUM_THREADS": threads,
-                "DISTBENCH_RUN_ID": str(run.id),
-                "DISTBENCH_POD_NAME": pod_name,
-                "DISTBENCH_SERVER_URL": server_url,
-                "DISTBENCH_BENCHMARK": run.benchmark,
-                "DISTBENCH_OPTIONS": json.dumps(run.options),
-                "DISTBENCH_NUM_CPUS": str(run.num_cpus),
-                "DISTBENCH_DIST_BACKEND": run.backend,
-                "DISTBENCH_STATUS_DIR": state.directory,
-                "PYTHONUNBUFFERED": "1",
-            }
-            if socket_path is not None:
-                env["DISTBENCH_SERVER_SOCKET"] = str(socket_path)
-            if run.gpu:
-                env.update(
-                    gpu_environment(
-                        rank, namespaced=net is not None, capped=run.max_bandwidth is not None
-                    )
-                )
-            if run_token is not None:
-                env["DISTBENCH_TOKEN"] = run_token
+            env = worker_env(run, rank, pod_name, meeting, namespaced=net is not None)
+            if run.command is not None:
+                env["PATH"] = command_path(python, env.get("PATH", os.defpath))
             worker_net = net.workers[rank] if net is not None else None
-            log_path = Path(state.directory) / f"{pod_name}.log"
-            pid = self._fork_warm(env, state, pod_name, log_path, limit, worker_net)
+            launch = WorkerLaunch(
+                pod_name=pod_name,
+                argv=worker_argv(run, python),
+                env=env,
+                cwd=run.working_dir or state.directory,
+                log_path=Path(state.directory) / f"{pod_name}.log",
+                exit_file=Path(state.directory) / f"{pod_name}.exit",
+                limit=limit,
+                net=worker_net,
+                warm=run.command is None,
+            )
+            pid = fork_warm(self._launcher, launch, wait_s=LAUNCHER_WAIT_S)
             if pid is None:
-                pid = self._start_cold(env, state, pod_name, log_path, limit, worker_net)
+                popen = start_cold(launch)
+                self._procs[pod_name] = popen
+                pid = popen.pid
             state.workers.append(
                 WorkerState(
                     pod_name=pod_name,
@@ -318,66 +319,13 @@ class LocalBackend:
                     pid=pid,
                     create_time=psutil.Process(pid).create_time(),
                     ip=worker_net.ip if worker_net is not None else "127.0.0.1",
-                    log_path=str(log_path),
+                    log_path=str(launch.log_path),
                     cgroup=limit.cgroup,
                     namespace=worker_net.namespace if worker_net is not None else None,
                     host_veth=worker_net.host_veth if worker_net is not None else None,
                 )
             )
         return limits
-
-    def _fork_warm(
-        self,
-        env: dict[str, str],
-        state: RunState,
-        pod_name: str,
-        log_path: Path,
-        limit: cpu.CpuLimit,
-        worker_net: network.WorkerNet | None,
-    ) -> int | None:
-        if self._launcher is None or not self._launcher.wait_ready(LAUNCHER_WAIT_S):
-            return None
-        request = {
-            "env": env,
-            "cwd": state.directory,
-            "log_path": str(log_path),
-            "exit_file": str(Path(state.directory) / f"{pod_name}.exit"),
-            "netns": worker_net.namespace if worker_net is not None else None,
-            "cgroup_procs": str(Path(limit.cgroup) / "cgroup.procs") if limit.cgroup else None,
-            "cpus": list(limit.cpu_list) or None,
-        }
-        try:
-            return self._launcher.spawn(request)
-        except LauncherUnavailable as exc:
-            log.warning("%s; starting %s cold", exc, pod_name)
-            return None
-
-    def _start_cold(
-        self,
-        env: dict[str, str],
-        state: RunState,
-        pod_name: str,
-        log_path: Path,
-        limit: cpu.CpuLimit,
-        worker_net: network.WorkerNet | None,
-    ) -> int:
-        command = [self.settings.worker_python, "-m", "distbench.worker"]
-        if worker_net is not None:
-            command = ["ip", "netns", "exec", worker_net.namespace, *command]
-        command = cpu.wrap_command(limit, command)
-        with log_path.open("ab") as log_file:
-            popen = subprocess.Popen(  # noqa: S603 -- arguments built here, no shell string
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=state.directory,
-                # Own session: a worker survives (and is not signalled with) the server.
-                start_new_session=True,
-            )
-        self._procs[pod_name] = popen
-        return popen.pid
 
     def _ensure_relay(self, server_url: str) -> Path:
         with self._lock:
@@ -477,25 +425,21 @@ class LocalBackend:
             state.save()
 
 
+NVIDIA_PROC_GPUS = Path("/proc/driver/nvidia/gpus")
+DEVICE_DIR = Path("/dev")
+
+
 def gpu_count() -> int:
-    """NVIDIA GPUs on this machine, from the driver (the server never imports torch)."""
-    driver = Path("/proc/driver/nvidia/gpus")
-    if driver.is_dir():
-        return sum(1 for _ in driver.iterdir())
-    return 0
-
-
-def gpu_environment(rank: int, *, namespaced: bool, capped: bool) -> dict[str, str]:
-    """One GPU per rank, and NCCL pointed at the worker's interface. Under a bandwidth cap NCCL
-    must not take the GPUs' direct paths (P2P, shared memory), which bypass the shaped link."""
-    env = {
-        "CUDA_VISIBLE_DEVICES": str(rank),
-        "DISTBENCH_DEVICE": "cuda",
-        "NCCL_SOCKET_IFNAME": network.IFNAME if namespaced else "lo",
-    }
-    if capped:
-        env.update(NCCL_P2P_DISABLE="1", NCCL_SHM_DISABLE="1", NCCL_IB_DISABLE="1")
-    return env
+    """NVIDIA GPUs on this machine, from the driver (the server never imports torch): its
+    entries under /proc, else the GPUs' device files (/dev/nvidia0, ...), which containers and
+    sandboxes that hide the driver's /proc entries still have."""
+    if NVIDIA_PROC_GPUS.is_dir():
+        listed = sum(1 for _ in NVIDIA_PROC_GPUS.iterdir())
+        if listed:
+            return listed
+    return sum(
+        1 for path in DEVICE_DIR.glob("nvidia[0-9]*") if path.name.removeprefix("nvidia").isdigit()
+    )
 
 
 def _process_counters(worker: WorkerState) -> dict[str, float]:

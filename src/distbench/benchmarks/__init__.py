@@ -1,4 +1,5 @@
-"""The benchmark tasks a run can name, and checking a run's choice before it starts."""
+"""The benchmark tasks a run can name (built-in and plugins, see ``registry``), and checking a
+run's choice before it starts."""
 
 from __future__ import annotations
 
@@ -7,62 +8,45 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from distbench.benchmarks.allreduce_options import AllreduceOptions
 from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
-from distbench.benchmarks.digits_options import DigitsOptions
-from distbench.benchmarks.logreg_options import LogregOptions
-from distbench.benchmarks.resnet20_options import Resnet20Options
+from distbench.benchmarks.registry import COMMAND_BENCHMARK, Broken, Registered, current, reload
 from distbench.errors import InvalidInput
 
-__all__ = ["BenchmarkSpec", "TaskContext", "TaskOptions", "available", "get", "resolve_options"]
+__all__ = [
+    "COMMAND_BENCHMARK",
+    "BenchmarkSpec",
+    "Broken",
+    "Registered",
+    "TaskContext",
+    "TaskOptions",
+    "available",
+    "get",
+    "reload",
+    "resolve_options",
+]
 
 DEFAULT_BENCHMARK = "digits"
 
-_BUILTIN = (
-    BenchmarkSpec(
-        name="digits",
-        description="A small MLP on scikit-learn's handwritten digits (real data, no download), "
-        "data-parallel, trained to a target validation accuracy.",
-        options=DigitsOptions,
-        entry="distbench.benchmarks.digits:run",
-    ),
-    BenchmarkSpec(
-        name="allreduce",
-        description="All-reduce time and bus bandwidth for message sizes from 1 KiB to 64 MiB "
-        "(MLBench's task 0).",
-        options=AllreduceOptions,
-        entry="distbench.benchmarks.allreduce:run",
-    ),
-    BenchmarkSpec(
-        name="logreg",
-        description="L2-regularised logistic regression on a LIBSVM file (epsilon) or seeded "
-        "synthetic data of its shape, data-parallel, trained to a target validation accuracy "
-        "(MLBench's task 2a).",
-        options=LogregOptions,
-        entry="distbench.benchmarks.logreg:run",
-    ),
-    BenchmarkSpec(
-        name="resnet20-cifar10",
-        description="ResNet-20 (0.27 M parameters) on CIFAR-10, SGD with momentum, 128 images "
-        "per worker, target 80 % top-1 (MLBench's task 1a); dataset=synthetic for throughput.",
-        options=Resnet20Options,
-        entry="distbench.benchmarks.resnet20:run",
-    ),
-)
-
 
 def available() -> dict[str, BenchmarkSpec]:
-    return {spec.name: spec for spec in _BUILTIN}
+    """Every task that loaded, built-in or plugin, by name."""
+    return {name: task.spec for name, task in current().tasks.items()}
 
 
 def get(name: str) -> BenchmarkSpec:
     specs = available()
-    if name not in specs:
+    if name in specs:
+        return specs[name]
+    broken = next((b for b in current().broken if b.name == name), None)
+    if broken is not None:
         raise InvalidInput(
-            f"unknown benchmark {name!r}: choose one of {', '.join(sorted(specs))}",
-            details={"errors": [{"field": "benchmark", "message": "unknown benchmark"}]},
+            f"benchmark {name!r} ({broken.source}) is installed but broken: {broken.error}",
+            details={"errors": [{"field": "benchmark", "message": "broken plugin"}]},
         )
-    return specs[name]
+    raise InvalidInput(
+        f"unknown benchmark {name!r}: choose one of {', '.join(sorted(specs))}",
+        details={"errors": [{"field": "benchmark", "message": "unknown benchmark"}]},
+    )
 
 
 def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from distbench.benchmarks.base import TaskOptions
+from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
 
 DEFAULT_SIZES = [1024 * 4**i for i in range(9)]  # 1 KiB .. 64 MiB
 
@@ -31,3 +31,14 @@ class AllreduceOptions(TaskOptions):
             if not 4 <= size <= 2**31:
                 raise ValueError(f"{size} bytes is outside 4 B .. 2 GiB")
         return sizes
+
+
+# Registered under the entry point group ``distbench.benchmarks`` (pyproject.toml), as a plugin's
+# task is: this module is torch-free, so the server lists and checks the task without torch.
+SPEC = BenchmarkSpec(
+    name="allreduce",
+    description="All-reduce time and bus bandwidth for message sizes from 1 KiB to 64 MiB "
+    "(MLBench's task 0).",
+    options=AllreduceOptions,
+    entry="distbench.benchmarks.allreduce:run",
+)

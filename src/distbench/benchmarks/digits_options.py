@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from distbench.benchmarks.base import TaskOptions
+from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
 
 
 class DigitsOptions(TaskOptions):
@@ -20,3 +20,14 @@ class DigitsOptions(TaskOptions):
     report_every_steps: int = Field(
         default=10, ge=1, description="Report rank 0's batch loss every this many steps."
     )
+
+
+# Registered under the entry point group ``distbench.benchmarks`` (pyproject.toml), as a plugin's
+# task is: this module is torch-free, so the server lists and checks the task without torch.
+SPEC = BenchmarkSpec(
+    name="digits",
+    description="A small MLP on scikit-learn's handwritten digits (real data, no download), "
+    "data-parallel, trained to a target validation accuracy.",
+    options=DigitsOptions,
+    entry="distbench.benchmarks.digits:run",
+)

@@ -44,16 +44,19 @@ def close_epoch(
     loss, correct, seen, val_loss, val_correct, val_seen, compute, communication = sums
     validation_s = ctx.elapsed_s() - validation_started
     val_accuracy = val_correct / val_seen
-    meta = f'{{"epoch": {epoch}}}'
-    ctx.report("epoch", epoch, metadata=meta)
-    ctx.report("train_loss", loss / seen, metadata=meta)
-    ctx.report("train_accuracy", correct / seen, metadata=meta)
-    ctx.report("val_loss", val_loss / val_seen, metadata=meta)
-    ctx.report("val_accuracy", val_accuracy, metadata=meta)
-    ctx.report("samples_per_s", seen / train_time_s, metadata=meta)
-    ctx.report("compute_s", compute / world, metadata=meta)
-    ctx.report("communication_s", communication / world, metadata=meta)
-    ctx.report("validation_s", validation_s, metadata=meta)
+    ctx.report_epoch(
+        epoch,
+        {
+            "train_loss": loss / seen,
+            "train_accuracy": correct / seen,
+            "val_loss": val_loss / val_seen,
+            "val_accuracy": val_accuracy,
+            "samples_per_s": seen / train_time_s,
+            "compute_s": compute / world,
+            "communication_s": communication / world,
+            "validation_s": validation_s,
+        },
+    )
     return val_accuracy
 
 
@@ -61,9 +64,7 @@ def check_target(ctx: TaskContext, epoch: int, val_accuracy: float, target: floa
     """The time to accuracy, reported, once ``val_accuracy`` reaches ``target``; else None."""
     if val_accuracy < target:
         return None
-    reached_at = ctx.elapsed_s()
-    ctx.report("time_to_accuracy_s", reached_at, metadata=f'{{"epoch": {epoch}}}')
-    return reached_at
+    return ctx.target_reached(epoch=epoch)
 
 
 def task_result(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from distbench.benchmarks.base import TaskOptions
+from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
 
 
 def _existing_file(path: str | None) -> str | None:
@@ -80,3 +80,15 @@ class LogregOptions(TaskOptions):
         if self.validation_path is not None and self.data_path is None:
             raise ValueError("validation_path needs data_path (the synthetic data has its own)")
         return self
+
+
+# Registered under the entry point group ``distbench.benchmarks`` (pyproject.toml), as a plugin's
+# task is: this module is torch-free, so the server lists and checks the task without torch.
+SPEC = BenchmarkSpec(
+    name="logreg",
+    description="L2-regularised logistic regression on a LIBSVM file (epsilon) or seeded "
+    "synthetic data of its shape, data-parallel, trained to a target validation accuracy "
+    "(MLBench's task 2a).",
+    options=LogregOptions,
+    entry="distbench.benchmarks.logreg:run",
+)

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from distbench.benchmarks.base import TaskOptions
+from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
 
 
 class Resnet20Options(TaskOptions):
@@ -33,3 +33,14 @@ class Resnet20Options(TaskOptions):
         default=None, ge=1, description="Cut epochs short (smoke tests, throughput runs)."
     )
     report_every_steps: int = Field(default=20, ge=1)
+
+
+# Registered under the entry point group ``distbench.benchmarks`` (pyproject.toml), as a plugin's
+# task is: this module is torch-free, so the server lists and checks the task without torch.
+SPEC = BenchmarkSpec(
+    name="resnet20-cifar10",
+    description="ResNet-20 (0.27 M parameters) on CIFAR-10, SGD with momentum, 128 images "
+    "per worker, target 80 % top-1 (MLBench's task 1a); dataset=synthetic for throughput.",
+    options=Resnet20Options,
+    entry="distbench.benchmarks.resnet20:run",
+)

@@ -84,8 +84,10 @@ class Orchestrator:
         """Store the run (409 if one is active) and hand it to the backend in the background.
 
         A run the backend cannot honour is refused before anything is stored. The stored
-        options are the task's complete options, defaults included, so a run can be repeated."""
-        new = replace(new, options=benchmarks.resolve_options(new.benchmark, new.options))
+        options are the task's complete options, defaults included, so a run can be repeated.
+        A custom command's options are its own business: they reach it as DISTBENCH_OPTIONS."""
+        if new.command is None:
+            new = replace(new, options=benchmarks.resolve_options(new.benchmark, new.options))
         self.backend.check(new)
         with self.engine.begin() as conn:
             run = run_store.create_run(conn=conn, new=new)

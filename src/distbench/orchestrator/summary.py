@@ -46,11 +46,14 @@ def summarize(*, conn: sa.Connection, run: RunRecord) -> dict[str, Any]:
     series = metric_store.read_series(conn=conn, run_id=run.id, spec=spec)
     result: dict[str, Any] = {"state": run.state}
     target = run.options.get("target_accuracy")
+    tta = _last(series, "time_to_accuracy_s")
     if target is not None:
-        tta = _last(series, "time_to_accuracy_s")
         result.update(
             target_accuracy=target, target_reached=tta is not None, time_to_accuracy_s=tta
         )
+    elif tta is not None:
+        # A custom command that declared its target reached, with a target of its own.
+        result.update(target_reached=True, time_to_accuracy_s=tta)
     if run.started_at is not None and run.finished_at is not None:
         result["total_time_s"] = round((run.finished_at - run.started_at).total_seconds(), 3)
     for name, key in (

@@ -26,6 +26,10 @@ class RunRecord:
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
     gpu: bool = False
+    # A custom command run (``POST /api/runs/`` with ``command``): each worker runs this argv,
+    # in ``working_dir``, instead of a benchmark task.
+    command: list[str] | None = None
+    working_dir: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -46,6 +50,8 @@ class NewRun:
     time_limit_s: float | None = None
     start_timeout_s: float | None = None
     gpu: bool = False
+    command: list[str] | None = None
+    working_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

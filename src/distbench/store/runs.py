@@ -38,6 +38,8 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         time_limit_s=m["time_limit_s"],
         start_timeout_s=m["start_timeout_s"],
         gpu=bool(m["gpu"]),
+        command=list(m["command"]) if m["command"] is not None else None,
+        working_dir=m["working_dir"],
     )
 
 
@@ -62,6 +64,8 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
         "time_limit_s": new.time_limit_s,
         "start_timeout_s": new.start_timeout_s,
         "gpu": new.gpu,
+        "command": new.command,
+        "working_dir": new.working_dir,
     }
     try:
         with conn.begin_nested():

@@ -40,6 +40,9 @@ runs = sa.Table(
     sa.Column("time_limit_s", sa.Float),
     sa.Column("start_timeout_s", sa.Float),
     sa.Column("gpu", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Custom command runs only (NULL for benchmark runs): the argv each worker runs, and where.
+    sa.Column("command", sa.JSON),
+    sa.Column("working_dir", sa.String(4096)),
     sa.CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),
 )
 

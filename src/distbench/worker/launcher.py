@@ -40,7 +40,13 @@ def _preload() -> None:
     from distbench.worker import runtime  # noqa: F401
 
     for spec in benchmarks.available().values():
-        spec.load()
+        try:
+            spec.load()
+        except Exception:
+            # A plugin whose training module fails to import must not take the launcher (and
+            # every other task's fast start) with it; its own runs fail with the traceback.
+            print(f"launcher: preloading task {spec.name} ({spec.entry}) failed:", file=sys.stderr)
+            traceback.print_exc()
 
 
 def _libc() -> ctypes.CDLL:

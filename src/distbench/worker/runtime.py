@@ -56,7 +56,7 @@ class StatusFiles:
         self._write("exit", f"{code}\n")
 
 
-def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     # Turn SIGTERM into an exception so ``finally`` blocks flush metrics and write the status.
     raise SystemExit(128 + signal.SIGTERM)
 
@@ -80,7 +80,7 @@ def main() -> int:
         print(f"distbench worker: bad environment: {exc}", file=sys.stderr)
         return 2
     status = StatusFiles(env.status_dir, env.pod_name)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     code = 1
     reporter: Reporter = NullReporter()
     try:
@@ -96,20 +96,18 @@ def main() -> int:
     return code
 
 
-def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
+def join_process_group(env: WorkerEnv) -> None:
+    """Join the process group ``env`` describes, with torch's threads held to the run's CPUs
+    and the rank's GPU selected on GPU runs (what a worker does before touching any data)."""
     import torch
     import torch.distributed as dist
 
-    from distbench import benchmarks
-    from distbench.benchmarks.base import TaskContext
-
-    spec = benchmarks.get(env.benchmark)
-    options = spec.options.model_validate(dict(env.options))
     if env.num_cpus is not None:
         torch.set_num_threads(max(1, math.ceil(env.num_cpus)))
     if env.device == "cuda":
-        # The backend gives each rank one GPU through CUDA_VISIBLE_DEVICES: it is device 0.
-        torch.cuda.set_device(0)
+        # distbench gives each rank one GPU through CUDA_VISIBLE_DEVICES: device 0. Plain
+        # torchrun on a machine with several leaves them all visible: the local rank's.
+        torch.cuda.set_device(env.local_rank if torch.cuda.device_count() > 1 else 0)
     log.info(
         "rank %d/%d joining %s process group at %s:%d",
         env.rank,
@@ -118,13 +116,26 @@ def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
         env.master_addr,
         env.master_port,
     )
+    # The address from ``env``, not os.environ (env://): what was read and checked is used.
+    host = f"[{env.master_addr}]" if ":" in env.master_addr else env.master_addr
     dist.init_process_group(
         backend=env.dist_backend,
-        init_method="env://",
+        init_method=f"tcp://{host}:{env.master_port}",
         rank=env.rank,
         world_size=env.world_size,
         timeout=PROCESS_GROUP_TIMEOUT,
     )
+
+
+def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
+    import torch.distributed as dist
+
+    from distbench import benchmarks
+    from distbench.benchmarks.base import TaskContext
+
+    spec = benchmarks.get(env.benchmark)
+    options = spec.options.model_validate(dict(env.options))
+    join_process_group(env)
     try:
         status.ready()
         context = TaskContext(env=env, reporter=reporter, options=options)

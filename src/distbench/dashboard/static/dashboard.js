@@ -393,16 +393,28 @@ function initRuns() {
 
   api("/api/benchmarks").then((list) => {
     benchmarks = list;
+    // A broken plugin is listed, greyed out, so its author sees it was found but failed.
     benchmarkSelect.replaceChildren(
-      ...list.map((b) => el("option", { value: b.name, selected: b.name === "digits" }, b.name)),
+      ...list.map((b) =>
+        b.status === "broken"
+          ? el("option", { value: b.name, disabled: true }, `${b.name} (broken plugin)`)
+          : el(
+              "option",
+              { value: b.name, selected: b.name === "digits" },
+              b.builtin ? b.name : `${b.name} (plugin)`,
+            ),
+      ),
     );
     describe();
   });
   function describe() {
     const chosen = benchmarks.find((b) => b.name === benchmarkSelect.value);
-    help.textContent = chosen
-      ? `${chosen.description} Options and defaults: ${JSON.stringify(chosen.defaults)}`
-      : "";
+    const broken = benchmarks.filter((b) => b.status === "broken");
+    help.textContent =
+      (chosen
+        ? `${chosen.description} From ${chosen.source}. ` +
+          `Options and defaults: ${JSON.stringify(chosen.defaults)}`
+        : "") + broken.map((b) => ` Broken plugin ${b.name} (${b.source}): ${b.error}`).join("");
   }
   benchmarkSelect.addEventListener("change", () => {
     describe();
@@ -592,7 +604,12 @@ function initRun() {
     document.getElementById("run-state").replaceChildren(stateBadge(run.state));
     abort.hidden = !ACTIVE.has(run.state);
     definitionList(document.getElementById("config"), [
-      ["benchmark", run.benchmark],
+      ...(run.command
+        ? [
+            ["command", run.command.join(" ")],
+            ["working directory", run.working_dir || "the run's own"],
+          ]
+        : [["benchmark", run.benchmark]]),
       ["workers", run.num_workers],
       ["CPUs per worker", run.num_cpus],
       ["bandwidth cap", run.max_bandwidth ? `${run.max_bandwidth} Mbit/s` : "none"],

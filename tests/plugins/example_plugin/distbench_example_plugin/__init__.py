@@ -1,0 +1,1 @@
+"""An example distbench plugin: one task, ``blobs``."""

@@ -7,7 +7,8 @@
 # (synthetic data) on one GPU with nccl and on 8 CPUs with gloo, allreduce on one GPU, and digits
 # on one GPU to 0.9 accuracy; prints each run's state, job_metadata and key metrics, and copies
 # the logs into $OUT. Under five minutes. GPU_CHECK_CPU_ONLY=1 runs small CPU runs instead and
-# installs no wheels (to try this script on a machine without a GPU, with .venv's Python).
+# installs no wheels (to try this script on a machine without a GPU, with .venv's Python);
+# GPU_CHECK_PY, GPU_CHECK_WORKER_PY and GPU_CHECK_INSTALL=1 choose the Pythons and the install.
 set -u
 export PYTHONUNBUFFERED=1
 REPO=$PWD
@@ -265,6 +266,8 @@ bus = {r["label"]: r.get("bus_bandwidth_mbit") for r in results}
 if bus.get("allreduce-gpu"):
     print(f"allreduce, largest message: {bus['allreduce-gpu']:.0f} Mbit/s "
           f"({bus['allreduce-gpu'] / 8000:.1f} GB/s) bus bandwidth")
+if patches:
+    print("NOTE: the server ran with", patches, "(see PREFLIGHT above)")
 ok = all(r["state"] == "FINISHED" for r in results) and len(results) == len(CHECKS)
 print("GPU CHECK:", "ALL FINISHED" if ok else "SOME CHECKS DID NOT FINISH")
 sys.exit(0 if ok else 1)

@@ -11,6 +11,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -592,3 +593,29 @@ def test_parse_date_is_aware_utc() -> None:
     )
     assert parse_date("2018-08-03T11:21:38+02:00").tzinfo == UTC
     assert parse_date("2018-08-03T09:21:38").tzinfo == UTC
+
+
+def test_benchmarks_are_typed_with_their_origin(client: Client) -> None:
+    tasks = {task.name: task for task in client.benchmarks()}
+    assert tasks["digits"].builtin
+    assert tasks["digits"].status == "ok"
+    assert tasks["digits"].defaults["target_accuracy"] == 0.96
+    assert tasks["blobs"].source == "distbench-example-plugin 0.1.0"
+    assert not tasks["blobs"].builtin
+
+
+def test_start_run_with_a_command(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server(token="t", allow_commands=True)
+    with Client(server.url, token="t") as api:
+        run = api.start_run(
+            name="mine", num_workers=2, command=["python", "train.py"], working_dir=str(tmp_path)
+        )
+        assert run.command == ["python", "train.py"]
+        assert run.working_dir == str(tmp_path)
+        assert run.benchmark == "command"
+        with pytest.raises(InvalidInput, match="does not exist"):
+            api.start_run(
+                name="x", num_workers=1, command=["python"], working_dir=str(tmp_path / "nope")
+            )
+    with Client(start_server(token="t").url, token="t") as api, pytest.raises(Forbidden):
+        api.start_run(name="x", num_workers=1, command=["python", "train.py"])

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
                 "Service): set DISTBENCH_ADVERTISE_URL (or serve --advertise-url)"
             )
         return url
+
     allow_commands: bool = Field(
         default=False,
         description="Let token holders start runs of their own commands (arbitrary code as the "

@@ -58,7 +58,12 @@ def test_runs_page_shows_the_empty_state_and_the_apis_validation_messages(
 ) -> None:
     page.goto(f"{server.url}/runs")
     expect(page.locator("#runs-empty")).to_contain_text("No runs yet")
-    expect(page.locator("#f-benchmark option")).to_have_count(4)
+    # The built-in tasks and the example plugin installed into the test environment.
+    expect(page.locator("#f-benchmark option")).to_have_count(5)
+    expect(page.locator("#f-benchmark option[value=blobs]")).to_have_text("blobs (plugin)")
+    page.locator("#f-benchmark").select_option("blobs")
+    expect(page.locator("#benchmark-help")).to_contain_text("distbench-example-plugin 0.1.0")
+    page.locator("#f-benchmark").select_option("digits")
     screenshot(page, "runs-empty")
 
     # Keyboard only: tab to the workers field, type a bad value, submit with Enter.

@@ -62,7 +62,16 @@ def _script(environ: dict[str, str], out: str) -> None:
             "compute_s_after_epoch": session.timers.compute_s,
             "reached": [session.target_reached(), session.target_reached()],
         }
+        # A script's first optimizer imports torch._dynamo, after the group exists.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    # The group is gone, threads included: one left to interpreter shutdown can abort it.
+    facts["threads_left"] = sorted(set(_thread_names()) & {"pt_gloo_runloop", "gloo_tcp_loop"})
     Path(out).write_text(json.dumps(facts))
+
+
+def _thread_names() -> list[str]:
+    tasks = Path("/proc/self/task")
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
 
 
 def _stopped_script(environ: dict[str, str], out: str) -> None:
@@ -170,6 +179,7 @@ def test_session_reports_rank_means_to_the_server(
     # Every rank gets the same means back, so ranks decide alike.
     assert all(r["means"] == leader["means"] for r in ranks)
     assert {r["compute_s_after_epoch"] for r in ranks} == {0.0}
+    assert [r["threads_left"] for r in ranks] == [[]] * world_size
     # Ready once joined; the exit status is the launcher's to write, not the session's.
     assert sorted(p.name for p in status_dir.iterdir()) == [
         f"pod-{rank}.ready" for rank in range(world_size)

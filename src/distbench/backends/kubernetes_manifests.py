@@ -26,6 +26,12 @@ JOB_ID_ANNOTATION = "distbench.io/job-id"
 EGRESS_ANNOTATION = "kubernetes.io/egress-bandwidth"
 INGRESS_ANNOTATION = "kubernetes.io/ingress-bandwidth"
 DEFAULT_COMMAND = ["python", "-m", "distbench.worker"]
+# The worker writes ``<pod>.ready`` here once it has joined the process group; a readiness
+# probe turns that into the pod's Ready condition, so STARTED means joined, as it does locally.
+STATUS_VOLUME = "distbench-status"
+STATUS_DIR = "/var/run/distbench"
+READY_CHECK = 'test -e "$DISTBENCH_STATUS_DIR/$DISTBENCH_POD_NAME.ready"'
+READY_PERIOD_S = 2
 # Long enough for a worker to flush its last metrics after SIGTERM, short enough for an abort.
 TERMINATION_GRACE_S = 10
 
@@ -199,6 +205,15 @@ def _pod_spec(
     }
     if run.working_dir:
         container["workingDir"] = run.working_dir
+    if run.command is None:
+        # Only distbench's worker writes the ready file; a custom command is joined once it runs.
+        container["env"].append({"name": "DISTBENCH_STATUS_DIR", "value": STATUS_DIR})
+        container["volumeMounts"] = [{"name": STATUS_VOLUME, "mountPath": STATUS_DIR}]
+        container["readinessProbe"] = {
+            "exec": {"command": ["sh", "-c", READY_CHECK]},
+            "periodSeconds": READY_PERIOD_S,
+            "failureThreshold": 1,
+        }
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # With the Job controller's hostname <job>-<index>, this makes rank 0's DNS name.
@@ -210,6 +225,8 @@ def _pod_spec(
         "enableServiceLinks": False,
         "containers": [container],
     }
+    if run.command is None:
+        spec["volumes"] = [{"name": STATUS_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}]
     if run.max_bandwidth is not None and template.bandwidth_mode == "tc":
         spec["initContainers"] = [_tc_container(run.max_bandwidth, template.image)]
     return spec

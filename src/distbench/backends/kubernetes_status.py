@@ -50,6 +50,21 @@ def pod_info(pod: Obj) -> PodInfo:
     )
 
 
+def has_joined(pod: Obj) -> bool:
+    """Whether the pod's worker has joined the process group: Ready, when its container has a
+    readiness probe (the distbench worker's), else running at all (a custom command)."""
+    phase = pod_phase(pod)
+    if phase == "Succeeded":
+        return True
+    if phase != "Running":
+        return False
+    containers = pod.get("spec", {}).get("containers", [])
+    if not any("readinessProbe" in c for c in containers):
+        return True
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 def worker_exit_code(pod: Obj) -> int | None:
     terminated = _worker_state(pod).get("terminated")
     if terminated is None:
@@ -126,8 +141,11 @@ def run_status(
         return RunStatus(state="succeeded", exit_codes=exit_codes)
     waiting = [
         f"pod {pod['metadata']['name']} (rank {rank}) is {pod_phase(pod)}: {pending_reason(pod)}"
+        if pod_phase(pod) != "Running"
+        else f"pod {pod['metadata']['name']} (rank {rank}) runs but has not joined the "
+        "process group"
         for rank, pod in sorted(by_rank.items())
-        if pod_phase(pod) in ("Pending", "Unknown")
+        if not has_joined(pod)
     ]
     missing = num_workers - len(by_rank)
     if missing > 0:

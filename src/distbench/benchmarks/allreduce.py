@@ -20,9 +20,12 @@ from distbench.benchmarks.allreduce_options import AllreduceOptions
 from distbench.benchmarks.base import TaskContext
 
 
-def bus_bandwidth_mbit(size_bytes: int, seconds: float, world_size: int) -> float:
-    algorithm_mbit = size_bytes * 8 / 1e6 / seconds
-    return algorithm_mbit * (2 * (world_size - 1) / world_size if world_size > 1 else 1.0)
+def bus_bandwidth_mbit(size_bytes: int, seconds: float, world_size: int) -> float | None:
+    """nccl-tests' bus bandwidth: what each link carried. One worker's all-reduce moves nothing
+    between workers, so it has none (its time is only a local copy's)."""
+    if world_size < 2:
+        return None
+    return size_bytes * 8 / 1e6 / seconds * 2 * (world_size - 1) / world_size
 
 
 def run(ctx: TaskContext) -> Mapping[str, Any]:
@@ -55,7 +58,8 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         bus = bus_bandwidth_mbit(tensor.numel() * element, median_s, world)
         meta = json.dumps({"bytes": tensor.numel() * element, "dtype": dtype_name})
         ctx.report("allreduce_time_s", median_s, metadata=meta)
-        ctx.report("bus_bandwidth_mbit", bus, metadata=meta)
+        if bus is not None:
+            ctx.report("bus_bandwidth_mbit", bus, metadata=meta)
         results.append({"bytes": tensor.numel() * element, "time_s": median_s, "bus_mbit": bus})
     largest = results[-1]
     return {"sizes": len(results), "largest_bus_bandwidth_mbit": largest["bus_mbit"]}

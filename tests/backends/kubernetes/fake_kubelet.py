@@ -15,6 +15,11 @@ real runs go through the Kubernetes backend end to end:
   ``MASTER_PORT`` a free port chosen once per Job (all its pods share this host), and
   ``GLOO_SOCKET_IFNAME`` is ``lo``;
 - ``workingDir`` is honoured when given, else the pod gets its own temporary directory;
+  an ``emptyDir`` volume is a directory of the pod's on this host, and environment values
+  naming a path under its ``mountPath`` are rewritten to that directory (there is no mount);
+- an ``exec`` readiness probe runs, with the container's environment, every ``periodSeconds``,
+  and sets the pod's Ready condition (without processes, probes pass unless a test holds the
+  pod unready: ``FakeApiServer.hold_unready``);
 - init containers are reported completed without being run: they shape the network with
   ``tc`` (NET_ADMIN), which must not touch this machine's interfaces;
 - the pod is Running once its process has started and Succeeded or Failed by its exit status
@@ -61,7 +66,9 @@ def _free_port() -> int:
 class Container:
     popen: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str]
     kill_at: float | None = None
+    probed_at: float = 0.0
 
 
 class FakeKubelet:
@@ -71,6 +78,7 @@ class FakeKubelet:
         self.containers: dict[str, Container] = {}
         self.logs: dict[str, str] = {}
         self.stats: dict[str, Obj] = {}
+        self.unready: set[str] = set()
         self._job_ports: dict[str, int] = {}
 
     # -- what the API server asks ------------------------------------------------------------
@@ -116,6 +124,7 @@ class FakeKubelet:
         if message:
             terminated["message"] = message
         self._set_state(pod, {"terminated": terminated}, ready=False)
+        self._set_ready(pod, False)
         pod["status"]["phase"] = "Succeeded" if exit_code == 0 else "Failed"
 
     def log_text(self, pod: Obj) -> str:
@@ -199,10 +208,12 @@ class FakeKubelet:
                 for c in spec["initContainers"]
             ]
         if self.run_processes:
-            self._run(pod, worker, env)
-        self._set_state(pod, {"running": {"startedAt": _now_text()}}, ready=True)
+            self._run(pod, worker, self._mount_volumes(pod, worker, env))
+        self._set_state(pod, {"running": {"startedAt": _now_text()}}, ready=False)
         pod["status"]["phase"] = "Running"
         pod["status"]["startTime"] = _now_text()
+        if not self.run_processes:
+            self._set_ready(pod, pod["metadata"]["name"] not in self.unready)
 
     def _run(self, pod: Obj, worker: Obj, env: dict[str, str]) -> None:
         name = pod["metadata"]["name"]
@@ -222,13 +233,43 @@ class FakeKubelet:
                 cwd=worker.get("workingDir") or str(pod_dir),
                 start_new_session=True,
             )
-        self.containers[name] = Container(popen=popen, log_path=log_path)
+        self.containers[name] = Container(popen=popen, log_path=log_path, env=env)
+
+    def _mount_volumes(self, pod: Obj, worker: Obj, env: dict[str, str]) -> dict[str, str]:
+        pod_dir = self.workdir / pod["metadata"]["name"]
+        empty_dirs = {v["name"] for v in pod["spec"].get("volumes", []) if "emptyDir" in v}
+        for mount in worker.get("volumeMounts", []):
+            if mount["name"] not in empty_dirs:
+                raise ValueError(f"the fake kubelet mounts only emptyDir volumes: {mount}")
+            host_dir = pod_dir / "volumes" / mount["name"]
+            host_dir.mkdir(parents=True, exist_ok=True)
+            path = mount["mountPath"].rstrip("/")
+            for key, value in env.items():
+                if value == path or value.startswith(path + "/"):
+                    env[key] = str(host_dir) + value[len(path) :]
+        return env
+
+    def _probe(self, pod: Obj, container: Container) -> None:
+        probe = pod["spec"]["containers"][0].get("readinessProbe")
+        if probe is None:
+            self._set_ready(pod, True)
+            return
+        period_s = float(probe.get("periodSeconds", 10))
+        if time.monotonic() - container.probed_at < period_s:
+            return
+        container.probed_at = time.monotonic()
+        result = subprocess.run(
+            probe["exec"]["command"], env=container.env, capture_output=True, timeout=5, check=False
+        )
+        self._set_ready(pod, result.returncode == 0)
 
     def _watch(self, pod: Obj, container: Container) -> None:
         code = container.popen.poll()
         if code is None:
             if container.kill_at is not None and time.monotonic() >= container.kill_at:
                 _signal_group(container.popen.pid, signal.SIGKILL)
+            elif container.kill_at is None:
+                self._probe(pod, container)
             return
         if "terminated" in _worker_status(pod).get("state", {}):
             return
@@ -261,6 +302,30 @@ class FakeKubelet:
     def _set_state(self, pod: Obj, state: Obj, *, ready: bool) -> None:
         worker = pod["spec"]["containers"][0]
         pod["status"]["containerStatuses"] = [_container_status(worker, state, ready=ready)]
+
+    def set_ready(self, pod: Obj, ready: bool) -> None:
+        """Hold a process-less pod unready (its probe failing) or let it be Ready."""
+        name = pod["metadata"]["name"]
+        if ready:
+            self.unready.discard(name)
+        else:
+            self.unready.add(name)
+        if pod["status"].get("phase") == "Running":
+            self._set_ready(pod, ready)
+
+    def _set_ready(self, pod: Obj, ready: bool) -> None:
+        status = pod["status"]
+        for container in status.get("containerStatuses", []):
+            container["ready"] = ready
+        conditions = [c for c in status.get("conditions", []) if c["type"] != "Ready"]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True" if ready else "False",
+                "lastTransitionTime": _now_text(),
+            }
+        )
+        status["conditions"] = conditions
 
 
 def _container_status(container: Obj, state: Obj, *, ready: bool) -> Obj:

@@ -123,6 +123,17 @@ def test_job_is_an_indexed_job_of_one_pod_per_rank() -> None:
         "secretKeyRef": {"name": "demo-worker-7-token", "key": "token"}
     }
     assert "DISTBENCH_TOKEN" not in env_of(manifests.build_job(run, TEMPLATE, with_token=False))
+    # Ready once the worker has joined the process group (it writes <pod>.ready).
+    assert env["DISTBENCH_STATUS_DIR"] == "/var/run/distbench"
+    assert container["volumeMounts"] == [
+        {"name": "distbench-status", "mountPath": "/var/run/distbench"}
+    ]
+    assert pod["volumes"] == [{"name": "distbench-status", "emptyDir": {"sizeLimit": "1Mi"}}]
+    assert container["readinessProbe"]["exec"]["command"] == [
+        "sh",
+        "-c",
+        'test -e "$DISTBENCH_STATUS_DIR/$DISTBENCH_POD_NAME.ready"',
+    ]
 
 
 def test_service_is_headless_and_publishes_pods_before_they_are_ready() -> None:
@@ -163,9 +174,7 @@ def test_tc_mode_shapes_egress_in_an_init_container_with_net_admin() -> None:
 
 
 def test_gpu_pods_ask_for_one_gpu_each() -> None:
-    job = manifests.build_job(
-        run_record(gpu=True, backend="nccl"), TEMPLATE, with_token=False
-    )
+    job = manifests.build_job(run_record(gpu=True, backend="nccl"), TEMPLATE, with_token=False)
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert env_of(job)["DISTBENCH_DEVICE"] == "cuda"
@@ -179,3 +188,6 @@ def test_a_run_with_its_own_command_runs_it_in_its_working_dir() -> None:
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "train.py", "--epochs", "2"]
     assert container["workingDir"] == "/work/job"
+    # A custom command writes no ready file: it counts as joined once it runs.
+    assert "readinessProbe" not in container
+    assert "volumes" not in job["spec"]["template"]["spec"]

@@ -27,7 +27,7 @@ def detect_method(root: Path = CGROUP_ROOT) -> tuple[Method, Path | None]:
     v2_controllers = root / "cgroup.controllers"
     if v2_controllers.exists() and "cpu" in v2_controllers.read_text().split():
         parent = root / "distbench"
-        if _writable_dir(parent, root):
+        if _writable_dir(parent, root) and _delegate_cpu(root, parent):
             return "cgroup_v2_cpu_max", parent
     v1 = root / "cpu"
     if (v1 / "cpu.cfs_quota_us").exists():
@@ -35,6 +35,21 @@ def detect_method(root: Path = CGROUP_ROOT) -> tuple[Method, Path | None]:
         if _writable_dir(parent, v1):
             return "cgroup_v1_cfs_quota", parent
     return "cpu_affinity", None
+
+
+def _delegate_cpu(*cgroups: Path) -> bool:
+    """Enable the cpu controller for the children of each of ``cgroups``, top down: in cgroup v2
+    a worker's cgroup has a ``cpu.max`` only if every cgroup above it lists ``cpu`` in its
+    ``cgroup.subtree_control``. Refused (EBUSY) where a cgroup above holds processes itself, as
+    a container's root cgroup does; the caller then uses another method."""
+    for cgroup in cgroups:
+        control = cgroup / "cgroup.subtree_control"
+        try:
+            if "cpu" not in control.read_text().split():
+                control.write_text("+cpu\n")
+        except OSError:
+            return False
+    return True
 
 
 def _writable_dir(path: Path, root: Path) -> bool:

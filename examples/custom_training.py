@@ -25,12 +25,13 @@ args = parser.parse_args()
 with worker.init() as session:
     torch.manual_seed(0)  # the same initial weights on every rank
     digits = load_digits()
-    x, y = torch.tensor(digits.data, dtype=torch.float32) / 16, torch.tensor(digits.target)
+    x = (torch.tensor(digits.data, dtype=torch.float32) / 16).to(session.device)
+    y = torch.tensor(digits.target).to(session.device)  # small: the whole set on the device
     val, train = torch.randperm(len(y)).split([360, len(y) - 360])
     # Each rank trains on its own equal share (equal, or ranks' all-reduces would not pair up).
     train = train[: len(train) - len(train) % session.world_size]
     train, val = train[session.rank :: session.world_size], val[session.rank :: session.world_size]
-    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to(session.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     for epoch in range(1, args.epochs + 1):
         loss_sum = 0.0

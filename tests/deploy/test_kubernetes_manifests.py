@@ -196,7 +196,7 @@ def test_the_role_grants_exactly_what_the_backend_needs(
     expected = (
         {("batch", "jobs", verb) for verb in ("create", "get", "list", "watch", "patch", "delete")}
         | {("batch", "jobs/finalizers", "update")}
-        | {("", "pods", verb) for verb in ("get", "list", "watch")}
+        | {("", "pods", verb) for verb in ("get", "list", "watch", "delete", "deletecollection")}
         | {("", "pods/log", "get")}
         | {
             ("", resource, verb)

@@ -18,9 +18,9 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+from distbench.backends import kubernetes_client
 from distbench.backends import kubernetes_manifests as manifests
 from distbench.backends import kubernetes_status as reading
 from distbench.backends.base import LaunchReport, PodInfo, RunStatus
@@ -37,32 +37,23 @@ LOG_TAIL_LINES = 30
 POD_CREATION_WAIT_S = 60.0
 # ``stop`` waits this long beyond the grace period for the pods to go, reading exit codes.
 STOP_WAIT_EXTRA_S = 10.0
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def _import_client() -> Any:
-    try:
-        import kubernetes
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "backend=kubernetes needs the kubernetes client: pip install 'distbench[kubernetes]'"
-        ) from exc
-    return kubernetes
 
 
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, settings: Settings, *, api_client: Any = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         if not settings.worker_image or not settings.advertise_url:
             raise InvalidInput("the kubernetes backend needs worker_image and advertise_url")
-        kubernetes = _import_client()
+        kubernetes = kubernetes_client.import_client()
         self.settings = settings
-        self._exceptions = (kubernetes.client.ApiException, *_transport_errors())
-        self._api = api_client if api_client is not None else _api_client(kubernetes, settings)
+        self._exceptions = (kubernetes.client.ApiException, *kubernetes_client.transport_errors())
+        self._api = kubernetes_client.api_client(kubernetes, settings)
         self.core = kubernetes.client.CoreV1Api(self._api)
         self.batch = kubernetes.client.BatchV1Api(self._api)
-        self.namespace = settings.namespace or _default_namespace(kubernetes, settings)
+        self.namespace = settings.namespace or kubernetes_client.default_namespace(
+            kubernetes, settings
+        )
         self.template = manifests.WorkerTemplate(
             release=settings.release,
             namespace=self.namespace,
@@ -131,7 +122,10 @@ class KubernetesBackend:
                 )
             pods = self._wait_for_pods(run)
         except BaseException:
-            self._delete_job(name, grace_s=0)
+            # Half-created: remove the Job (and with it whatever it owns), keeping the error
+            # that stopped the launch rather than one from the clean-up.
+            with contextlib.suppress(*self._exceptions):
+                self._delete_job(name, grace_s=0)
             raise
         bandwidth = "none"
         if run.max_bandwidth is not None:
@@ -174,11 +168,15 @@ class KubernetesBackend:
     def list_pods(self) -> list[PodInfo]:
         with self._api_errors("listing worker pods"):
             pods = self._list_pods(manifests.release_labels(self.settings.release))
+        # Where each pod runs, for ``resource_counters`` (the collector lists, then samples);
+        # replaced whole, so deleted pods are forgotten.
+        nodes = {
+            pod["metadata"]["name"]: pod["spec"]["nodeName"]
+            for pod in pods
+            if pod.get("spec", {}).get("nodeName")
+        }
         with self._lock:
-            for pod in pods:
-                node = pod.get("spec", {}).get("nodeName")
-                if node:
-                    self._pod_nodes[pod["metadata"]["name"]] = node
+            self._pod_nodes = nodes
         return sorted((reading.pod_info(pod) for pod in pods), key=lambda pod: pod.name)
 
     def resource_counters(self, pod_name: str) -> Mapping[str, float]:
@@ -211,8 +209,9 @@ class KubernetesBackend:
         self._keep_logs(run, pods)
         self._delete_job(name, grace_s=grace_s)
         # The Job's deletion gives its pods their own termination grace period; this gives
-        # them the one the caller asked for (0 after a failed launch).
-        with contextlib.suppress(*self._exceptions):
+        # them the one the caller asked for (0 after a failed launch). Without it they still
+        # go, a little later: a refusal is only worth a warning.
+        try:
             self._call(
                 self.core.delete_collection_namespaced_pod,
                 self.namespace,
@@ -220,6 +219,14 @@ class KubernetesBackend:
                     manifests.run_labels(self.settings.release, run.id)
                 ),
                 grace_period_seconds=max(0, math.ceil(grace_s)),
+            )
+        except self._exceptions as exc:
+            log.warning(
+                "run %s: its pods could not be deleted directly (they go with Job %s; the "
+                "server's Role needs deletecollection on pods): %s",
+                run.id,
+                name,
+                kubernetes_client.api_message(exc),
             )
         self._wait_until_gone(run, pods, deadline_s=grace_s + STOP_WAIT_EXTRA_S)
 
@@ -263,7 +270,7 @@ class KubernetesBackend:
             yield
         except self._exceptions as exc:
             status = getattr(exc, "status", None)
-            message = _api_message(exc)
+            message = kubernetes_client.api_message(exc)
             raise BackendUnavailable(
                 f"Kubernetes API error while {doing} in namespace {self.namespace}: "
                 + (f"{status} {message}" if status else message)
@@ -293,7 +300,10 @@ class KubernetesBackend:
 
     def _wait_for_pods(self, run: RunRecord) -> list[dict[str, Any]]:
         """The run's pods once the Job controller has created one per rank."""
-        deadline = time.monotonic() + min(POD_CREATION_WAIT_S, self._start_timeout_s(run))
+        wait_s = min(
+            POD_CREATION_WAIT_S, float(run.start_timeout_s or self.settings.start_timeout_s)
+        )
+        deadline = time.monotonic() + wait_s
         while True:
             with self._api_errors("listing the run's pods"):
                 pods = self._run_pods(run.id)
@@ -308,13 +318,10 @@ class KubernetesBackend:
                 )
                 raise BackendUnavailable(
                     f"the Job created {len(pods)} of {run.num_workers} pods within "
-                    f"{POD_CREATION_WAIT_S:g} s (a ResourceQuota or admission policy may refuse "
+                    f"{wait_s:g} s (a ResourceQuota or admission policy may refuse "
                     f"them; see kubectl describe job){': ' + why if why else ''}"
                 )
             time.sleep(0.1)
-
-    def _start_timeout_s(self, run: RunRecord) -> float:
-        return float(run.start_timeout_s or self.settings.start_timeout_s)
 
     def _delete_job(self, name: str, *, grace_s: float) -> None:
         """Delete the Job, waiting for nothing. Foreground: the API server removes its pods,
@@ -423,60 +430,9 @@ class KubernetesBackend:
             document = self._call(self.core.connect_get_node_proxy_with_path, node, "stats/summary")
         except self._exceptions as exc:
             log.warning("kubelet summary of node %s unavailable: %s", node, exc)
-            return {}
+            # Remembered like a good answer: the node's other pods do not ask again this tick.
+            document = {}
         counters = reading.counters_from_summary(document, self.namespace)
         with self._lock:
             self._summaries[node] = (now, counters)
         return counters
-
-
-def _api_client(kubernetes: Any, settings: Settings) -> Any:
-    """A client configured from ``settings.kubeconfig``, else in-cluster, else ~/.kube/config."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        if settings.kubeconfig is not None:
-            kubernetes.config.load_kube_config(
-                config_file=str(settings.kubeconfig), client_configuration=configuration
-            )
-        else:
-            try:
-                kubernetes.config.load_incluster_config(client_configuration=configuration)
-            except kubernetes.config.ConfigException:
-                kubernetes.config.load_kube_config(client_configuration=configuration)
-    except (kubernetes.config.ConfigException, OSError) as exc:
-        raise BackendUnavailable(
-            f"no Kubernetes configuration: {exc} (run inside a cluster, or set "
-            "DISTBENCH_KUBECONFIG / serve --kubeconfig)"
-        ) from exc
-    return kubernetes.client.ApiClient(configuration)
-
-
-def _default_namespace(kubernetes: Any, settings: Settings) -> str:
-    """The kubeconfig context's namespace, else the server pod's own, else ``default``."""
-    if settings.kubeconfig is not None or not IN_CLUSTER_NAMESPACE.exists():
-        with contextlib.suppress(Exception):
-            config_file = str(settings.kubeconfig) if settings.kubeconfig else None
-            _, active = kubernetes.config.list_kube_config_contexts(config_file=config_file)
-            namespace = active.get("context", {}).get("namespace")
-            if namespace:
-                return str(namespace)
-        return "default"
-    return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    import urllib3.exceptions
-
-    return (urllib3.exceptions.HTTPError, OSError)
-
-
-def _api_message(exc: BaseException) -> str:
-    """The Status message the API server sent, else the exception's own text."""
-    body = getattr(exc, "body", None)
-    if body:
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            status = json.loads(body)
-            if status.get("message"):
-                return str(status["message"])
-    reason = getattr(exc, "reason", None)
-    return str(reason or exc)

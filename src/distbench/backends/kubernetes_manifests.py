@@ -301,5 +301,11 @@ def _tc_container(max_bandwidth: float, image: str) -> dict[str, Any]:
         "name": "bandwidth",
         "image": image,
         "command": ["sh", "-c", script],
-        "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+        # As root: the image runs as an unprivileged user, and a non-root process loses the
+        # added capability when it execs ``tc`` (no ambient capabilities), so tc would be refused.
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": False,
+            "capabilities": {"add": ["NET_ADMIN"]},
+        },
     }

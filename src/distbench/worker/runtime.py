@@ -106,7 +106,7 @@ def join_process_group(env: WorkerEnv) -> None:
     # torch._dynamo): fsdp's sharded_grad_scaler keeps ``dist.group.WORLD`` as a default
     # argument, so the group would outlive destroy_process_group, and a gloo thread still
     # releasing a finished collective at interpreter shutdown aborts the process (SIGABRT).
-    import torch.distributed.fsdp  # noqa: F401
+    import torch.distributed.fsdp
 
     if env.num_cpus is not None:
         torch.set_num_threads(max(1, math.ceil(env.num_cpus)))

@@ -347,3 +347,24 @@ def test_without_the_kubernetes_client_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "kubernetes", None)
     with pytest.raises(BackendUnavailable, match=r"pip install 'distbench\[kubernetes\]'"):
         KubernetesBackend(kubernetes_settings(cluster, tmp_path))
+
+
+def test_tc_mode_shapes_in_an_init_container_and_gpu_pods_need_gpu_nodes(
+    cluster: FakeApiServer, make_backend: MakeBackend
+) -> None:
+    backend = make_backend(k8s_bandwidth="tc")
+    report = backend.launch(
+        run_record(max_bandwidth=10, num_workers=2, num_cpus=1), server_url=SERVER, run_token=None
+    )
+    assert report.applied["bandwidth_limit"] == "tc HTB 10 Mbit/s egress in an init container"
+    (sent_job,) = [body for method, path, body in cluster.received if path.endswith("/jobs")]
+    assert_valid(sent_job)
+    (init,) = sent_job["spec"]["template"]["spec"]["initContainers"]
+    assert init["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+
+    gpu_run = run_record(id=8, gpu=True, backend="nccl", num_workers=1, num_cpus=1)
+    backend.launch(gpu_run, server_url=SERVER, run_token=None)
+    waiting = eventually(
+        lambda: "Unschedulable" in (s := backend.status(gpu_run)).reason and s, "the scheduler"
+    )
+    assert "Insufficient nvidia.com/gpu" in waiting.reason

@@ -166,7 +166,12 @@ def test_tc_mode_shapes_egress_in_an_init_container_with_net_admin() -> None:
     pod = job["spec"]["template"]
     assert pod["metadata"]["annotations"] == {}
     (init,) = pod["spec"]["initContainers"]
-    assert init["securityContext"] == {"capabilities": {"add": ["NET_ADMIN"]}}
+    # Root inside the init container: the image's own user would lose NET_ADMIN on exec.
+    assert init["securityContext"] == {
+        "runAsUser": 0,
+        "runAsNonRoot": False,
+        "capabilities": {"add": ["NET_ADMIN"]},
+    }
     assert "htb rate 2500kbit ceil 2500kbit" in init["command"][-1]
     # Without a cap there is nothing to shape.
     plain = manifests.build_job(run_record(), template, with_token=False)

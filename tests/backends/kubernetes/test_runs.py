@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +54,8 @@ ACTIVE = ("INITIALIZED", "STARTED")
 @dataclass
 class ClusterServer:
     url: str
-    backend: KubernetesBackend
-    thread: ServerThread | None
+    backend: KubernetesBackend | None = None
+    thread: ServerThread | None = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -321,3 +323,50 @@ def test_a_restarted_server_adopts_the_run_and_deletes_left_over_jobs(
         )
         assert http.delete(f"/api/runs/{run_id}/").json()["state"] == "ABORTED"
     assert_cluster_cleaned_up(servers.cluster)
+
+
+def test_distbench_serve_with_the_kubernetes_backend(servers: ClusterServers) -> None:
+    """The command a user runs, configured by its options: pods listed, a run aborted."""
+    port = free_port()
+    kubeconfig = servers.cluster.write_kubeconfig(
+        servers.tmp_path / "cli-kubeconfig", namespace="default"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")}
+    env.update(DISTBENCH_TOKEN=TOKEN, DISTBENCH_DATA_DIR=str(servers.tmp_path / "cli-data"))
+    command = [
+        str(Path(sys.executable).parent / "distbench"),
+        "serve",
+        "--port", str(port),
+        "--database-url", servers.database_url,
+        "--backend", "kubernetes",
+        "--kubeconfig", str(kubeconfig),
+        "--namespace", NAMESPACE,
+        "--worker-image", IMAGE,
+        "--advertise-url", f"http://127.0.0.1:{port}",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    log_path = servers.tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = ClusterServer(url=f"http://127.0.0.1:{port}")
+    try:
+
+        def answering() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"{server.url}/api/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answering, what="distbench serve to answer", timeout_s=60)
+        with server.client() as http:
+            assert http.get("/api/pods/").json() == []
+            run = post_run(http, options=QUICK, num_cpus=64)  # stays Pending: never scheduled
+            pods = wait_for(lambda: pods_of(http, run["id"]), what="the run's pods")
+            assert [pod["phase"] for pod in pods] == ["Pending", "Pending"]
+            assert [pod["ip"] for pod in pods] == ["", ""]
+            assert http.delete(f"/api/runs/{run['id']}/").json()["state"] == "ABORTED"
+        assert_cluster_cleaned_up(servers.cluster)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

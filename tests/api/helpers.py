@@ -4,15 +4,12 @@ polling with a deadline instead of fixed sleeps."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from tests.conftest import RunningServer
-
-T = TypeVar("T")
+from tests.polling import wait_for as wait_for
 
 # The seed's date form: ``2018-08-03T09:21:38.594282Z``, microseconds always present.
 SEED_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -24,18 +21,6 @@ JSON_TYPE = "application/json; charset=utf-8"
 def client(server: RunningServer, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return httpx.Client(base_url=server.url, headers=headers, timeout=30)
-
-
-def wait_for(check: Callable[[], T | None], *, what: str, timeout_s: float = 15) -> T:
-    """Poll ``check`` until it returns something truthy, failing after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import pytest
 from distbench.backends.local import LocalBackend
 from distbench.backends.local_state import RunState
 from distbench.settings import Settings
+from tests import polling
 from tests.api.helpers import get_run as get_run
 from tests.api.helpers import start_run as post_run
 from tests.conftest import ServerThread, free_port
@@ -48,15 +49,8 @@ ACTIVE = ("INITIALIZED", "STARTED")
 
 
 def wait_for(check: Callable[[], T | None], *, what: str, timeout_s: float = 30) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
+    """``tests.polling.wait_for`` with the longer default that real worker processes need."""
+    return polling.wait_for(check, what=what, timeout_s=timeout_s, interval_s=0.05)
 
 
 @dataclass

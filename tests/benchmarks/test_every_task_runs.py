@@ -69,4 +69,10 @@ def test_task_runs_on_one_and_two_workers_from_the_cli(
         assert run["num_workers"] == workers
         assert run["state"] == "FINISHED"
         series = httpx.get(f"{server.url}/api/metrics/{run['id']}/", params={"metric_type": "run"})
-        assert REPORTS[benchmark] <= set(series.json()), sorted(series.json())
+        reported = set(series.json())
+        expected = REPORTS[benchmark]
+        if benchmark == "allreduce" and workers == 1:
+            # One worker's all-reduce crosses no link: it has a time but no bus bandwidth.
+            expected = expected - {"bus_bandwidth_mbit"}
+            assert "bus_bandwidth_mbit" not in reported
+        assert expected <= reported, sorted(reported)

@@ -1,10 +1,33 @@
-"""The collectives the training tasks share: gradient averaging and global sums."""
+"""The collectives the training tasks share: a synchronous data-parallel step, gradient
+averaging and global sums."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from distbench.worker.session import Session
+
+
+@contextmanager
+def synchronous_step(
+    session: Session, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> Iterator[None]:
+    """One step of synchronous data-parallel SGD around a body that computes the loss and calls
+    ``backward()``: then the gradients are averaged over the ranks and the optimizer steps.
+    Timed as MLBench splits a step: the body and the update as compute, the all-reduce as
+    communication."""
+    with session.compute():
+        optimizer.zero_grad()
+        yield
+    with session.communication():
+        average_gradients(model, session.world_size)
+    with session.compute():
+        optimizer.step()
 
 
 def average_gradients(model: nn.Module, world_size: int) -> None:

@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from distbench.benchmarks.base import TaskContext
-from distbench.benchmarks.collectives import average_gradients, share_weights
+from distbench.benchmarks.collectives import share_weights, synchronous_step
 from distbench.benchmarks.digits_options import DigitsOptions
 from distbench.benchmarks.epochs import EpochCounts, check_target, close_epoch, task_result
 
@@ -62,15 +62,10 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         model.train()
         for start in range(0, len(order), options.batch_size):
             batch = order[start : start + options.batch_size]
-            with ctx.timers.compute():
-                optimizer.zero_grad()
+            with synchronous_step(ctx, model, optimizer):
                 logits = model(train_x[batch])
                 loss = loss_fn(logits, train_y[batch])
                 loss.backward()
-            with ctx.timers.communication():
-                average_gradients(model, world)
-            with ctx.timers.compute():
-                optimizer.step()
             loss_sum += loss.item() * len(batch)
             step += 1
             if step % options.report_every_steps == 0:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional
 
 from distbench.benchmarks.base import TaskContext
-from distbench.benchmarks.collectives import average_gradients, share_weights
+from distbench.benchmarks.collectives import share_weights, synchronous_step
 from distbench.benchmarks.epochs import EpochCounts, check_target, close_epoch, task_result
 from distbench.benchmarks.logreg_options import LogregOptions
 
@@ -114,16 +114,11 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         for start in range(0, len(order), options.batch_size):
             batch = order[start : start + options.batch_size]
             targets = train_y[batch]
-            with ctx.timers.compute():
-                optimizer.zero_grad()
+            with synchronous_step(ctx, model, optimizer):
                 logits = model(train_x[batch]).squeeze(1)
                 loss = functional.binary_cross_entropy_with_logits(logits, targets)
                 objective = loss + 0.5 * options.l2 * model.weight.pow(2).sum()
                 torch.autograd.backward(objective)
-            with ctx.timers.communication():
-                average_gradients(model, world)
-            with ctx.timers.compute():
-                optimizer.step()
             loss_sum += loss.item() * len(batch)
             step += 1
             if step % options.report_every_steps == 0:

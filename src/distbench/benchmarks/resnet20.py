@@ -20,7 +20,7 @@ from torch import nn
 
 from distbench.benchmarks import cifar10
 from distbench.benchmarks.base import TaskContext
-from distbench.benchmarks.collectives import average_gradients, share_weights
+from distbench.benchmarks.collectives import share_weights, synchronous_step
 from distbench.benchmarks.epochs import EpochCounts, check_target, close_epoch, task_result
 from distbench.benchmarks.resnet20_options import Resnet20Options
 
@@ -146,17 +146,12 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
             rate = learning_rate(options, world, epoch - 1 + index / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            with ctx.timers.compute():
+            with synchronous_step(ctx, model, optimizer):
                 images = augment(train_x[batch], generator).to(device, non_blocking=True)
                 labels = train_y[batch].to(device, non_blocking=True)
-                optimizer.zero_grad()
                 logits = model(images)
                 loss = loss_fn(logits, labels)
                 loss.backward()
-            with ctx.timers.communication():
-                average_gradients(model, world)
-            with ctx.timers.compute():
-                optimizer.step()
             loss_sum += loss.item() * len(batch)
             correct += float((logits.argmax(1) == labels).sum())
             seen += len(batch)

@@ -4,9 +4,7 @@ whose kubelet runs nothing here: the tests move pods through their phases themse
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,25 +20,14 @@ from distbench.store.records import NewRun, RunRecord
 from tests.backends.kubernetes.conftest import IMAGE, NAMESPACE, MakeBackend, kubernetes_settings
 from tests.backends.kubernetes.fake_apiserver import FakeApiServer
 from tests.backends.kubernetes.test_manifests import assert_valid, run_record
+from tests.polling import wait_for
 
-T = TypeVar("T")
 SERVER = "http://127.0.0.1:9"
 
 
-def eventually(check: Callable[[], T | None], what: str, timeout_s: float = 10) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def status_becomes(backend: KubernetesBackend, run: RunRecord, state: str) -> RunStatus:
-    return eventually(
-        lambda: (s := backend.status(run)).state == state and s, f"the run to be {state}"
+    return wait_for(
+        lambda: (s := backend.status(run)).state == state and s, what=f"the run to be {state}"
     )
 
 
@@ -93,9 +80,9 @@ def test_launch_creates_a_suspended_job_then_what_it_owns_then_resumes_it(
 def test_pods_are_listed_with_the_seeds_fields(make_backend: MakeBackend) -> None:
     backend = make_backend()
     run = launched(backend)
-    pods = eventually(
+    pods = wait_for(
         lambda: (p := backend.list_pods()) and all(x.phase == "Running" for x in p) and p,
-        "Running pods",
+        what="Running pods",
     )
     assert [pod.rank for pod in pods] == [0, 1]
     assert all(pod.ip.startswith("10.244.") for pod in pods)
@@ -155,8 +142,8 @@ def test_an_unschedulable_pod_says_why(make_backend: MakeBackend) -> None:
     backend = make_backend()
     run = run_record(num_workers=2, num_cpus=64)  # the fake nodes have 4 CPUs each
     backend.launch(run, server_url=SERVER, run_token=None)
-    waiting = eventually(
-        lambda: "Unschedulable" in (s := backend.status(run)).reason and s, "the scheduler"
+    waiting = wait_for(
+        lambda: "Unschedulable" in (s := backend.status(run)).reason and s, what="the scheduler"
     )
     assert waiting.state == "starting"
     assert (
@@ -168,8 +155,8 @@ def test_an_unschedulable_pod_says_why(make_backend: MakeBackend) -> None:
 def test_an_image_that_cannot_be_pulled_says_so(make_backend: MakeBackend) -> None:
     backend = make_backend(worker_image="registry.example/missing:1")
     run = launched(backend)
-    waiting = eventually(
-        lambda: "ImagePullBackOff" in (s := backend.status(run)).reason and s, "the kubelet"
+    waiting = wait_for(
+        lambda: "ImagePullBackOff" in (s := backend.status(run)).reason and s, what="the kubelet"
     )
     assert waiting.state == "starting"
     assert 'Back-off pulling image "registry.example/missing:1"' in waiting.reason
@@ -240,9 +227,9 @@ def test_stop_deletes_the_job_and_everything_it_owns(
     deletes = [(m, p) for m, p in cluster.requests if m == "DELETE"]
     assert ("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/distbench-worker-7") in deletes
     # Foreground: the fake orphans the pods of a Job deleted without a policy, as the API does.
-    eventually(
+    wait_for(
         lambda: not any(cluster.objects(r) for r in ("jobs", "pods", "services", "secrets")),
-        "the Job and what it owns to be gone",
+        what="the Job and what it owns to be gone",
     )
     gone = backend.status(run)
     assert gone.state == "gone"
@@ -262,12 +249,12 @@ def test_reconcile_keeps_active_runs_and_deletes_the_rest_of_its_release(
 
     restarted = make_backend()
     restarted.reconcile([active, run_record(id=3, num_workers=2)])
-    eventually(
+    wait_for(
         lambda: (
             sorted(j["metadata"]["name"] for j in cluster.objects("jobs"))
             == ["distbench-worker-1", "other-worker-4"]
         ),
-        "the left-over Jobs to be deleted",
+        what="the left-over Jobs to be deleted",
     )
     assert restarted.status(active).state == "running"
     assert restarted.status(ended).state == "gone"
@@ -364,7 +351,7 @@ def test_tc_mode_shapes_in_an_init_container_and_gpu_pods_need_gpu_nodes(
 
     gpu_run = run_record(id=8, gpu=True, backend="nccl", num_workers=1, num_cpus=1)
     backend.launch(gpu_run, server_url=SERVER, run_token=None)
-    waiting = eventually(
-        lambda: "Unschedulable" in (s := backend.status(gpu_run)).reason and s, "the scheduler"
+    waiting = wait_for(
+        lambda: "Unschedulable" in (s := backend.status(gpu_run)).reason and s, what="the scheduler"
     )
     assert "Insufficient nvidia.com/gpu" in waiting.reason

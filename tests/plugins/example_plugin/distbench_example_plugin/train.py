@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 from torch import nn
 
 from distbench.benchmarks import TaskContext
-from distbench.benchmarks.collectives import average_gradients, share_weights
+from distbench.benchmarks.collectives import share_weights, synchronous_step
 from distbench.benchmarks.epochs import EpochCounts, check_target, close_epoch, task_result
 from distbench_example_plugin.spec import BlobsOptions
 
@@ -43,15 +43,10 @@ def run(ctx: TaskContext) -> Mapping[str, Any]:
         started = ctx.elapsed_s()
         loss_sum = correct = 0.0
         for batch in train[torch.randperm(len(train))].split(options.batch_size):
-            with ctx.timers.compute():
-                optimizer.zero_grad()
+            with synchronous_step(ctx, model, optimizer):
                 logits = model(features[batch])
                 loss = loss_fn(logits, labels[batch])
                 loss.backward()
-            with ctx.timers.communication():
-                average_gradients(model, world)
-            with ctx.timers.compute():
-                optimizer.step()
             loss_sum += loss.item() * len(batch)
             correct += float((logits.argmax(1) == labels[batch]).sum())
         validation_started = ctx.elapsed_s()

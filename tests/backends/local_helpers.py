@@ -172,10 +172,8 @@ class LocalServers:
         for server in reversed(self.started):
             if not server.alive:
                 continue
-            with contextlib.suppress(httpx.HTTPError), server.client() as http:
-                for run in http.get("/api/runs/").json():
-                    if run["state"] in ACTIVE:
-                        http.delete(f"/api/runs/{run['id']}/")
+            with server.client() as http:
+                abort_active_runs(http)
             break
         for server in reversed(self.started):
             with contextlib.suppress(Exception):
@@ -211,6 +209,14 @@ def local_servers(migrated_database_url: str, tmp_path: Path) -> Iterator[LocalS
 
 
 # -- runs ---------------------------------------------------------------------------------------
+def abort_active_runs(http: httpx.Client) -> None:
+    """Abort every active run, as a test's teardown does before stopping its servers."""
+    with contextlib.suppress(httpx.HTTPError):
+        for run in http.get("/api/runs/").json():
+            if run["state"] in ACTIVE:
+                http.delete(f"/api/runs/{run['id']}/")
+
+
 def wait_for_state(
     http: httpx.Client, run_id: int, *states: str, timeout_s: float = 60
 ) -> dict[str, Any]:

@@ -9,7 +9,6 @@ checked on the "cluster": Jobs, pods, Services and Secrets instead of processes 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from tests.backends.kubernetes.test_manifests import assert_valid
 from tests.backends.local_helpers import (
     ENDLESS,
     QUICK,
+    abort_active_runs,
     dump,
     get_run,
     pod_series,
@@ -48,7 +48,6 @@ TOKEN = "server-token"
 # What the Summary API gives (no per-pod network on the fake kubelet's loopback).
 CPU_AND_MEMORY = {"container_cpu_usage_seconds_total", "container_memory_usage_bytes"}
 assert set(RESOURCE_METRICS) >= CPU_AND_MEMORY
-ACTIVE = ("INITIALIZED", "STARTED")
 
 
 @dataclass
@@ -100,10 +99,8 @@ class ClusterServers:
         for server in reversed(self.started):
             if server.thread is None:
                 continue
-            with contextlib.suppress(httpx.HTTPError), server.client() as http:
-                for run in http.get("/api/runs/").json():
-                    if run["state"] in ACTIVE:
-                        http.delete(f"/api/runs/{run['id']}/")
+            with server.client() as http:
+                abort_active_runs(http)
             break
         for server in self.started:
             server.stop()

@@ -8,316 +8,57 @@ the wire catches the same classes::
         run = client.start_run(name="demo", num_workers=2)
         run = client.wait_for_run(run.id, timeout_s=600)
         accuracy = client.run_metrics(run.id, metric_filter="accuracy")
+
+The records live in ``client_records`` and the client's own errors in ``client_errors``; import
+them from here.
 """
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from distbench.errors import ERROR_BY_CODE, DistbenchError, InvalidInput
+from distbench.client_errors import (
+    ApiError,
+    RunWaitTimeout,
+    ServerUnreachable,
+    error_from_response,
+)
+from distbench.client_records import (
+    ACTIVE_STATES,
+    END_STATES,
+    RUN_STATES,
+    Benchmark,
+    DateLike,
+    Health,
+    NewPoint,
+    Pod,
+    PodSeries,
+    Point,
+    Run,
+    RunPoint,
+    RunSeries,
+    StoredPoint,
+    parse_benchmark,
+    parse_date,
+    parse_health,
+    parse_pod_series,
+    parse_run,
+    parse_run_series,
+    parse_stored_point,
+)
+from distbench.errors import InvalidInput
 from distbench.timefmt import format_dt
 
 T = TypeVar("T")
 
-RUN_STATES = frozenset({"INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"})
-ACTIVE_STATES = frozenset({"INITIALIZED", "STARTED"})
-END_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
-
 ExportFormat = Literal["json", "csv", "zip"]
-DateLike = dt.datetime | str
-
-
-# -- errors only the client raises ---------------------------------------------------------------
-class ServerUnreachable(DistbenchError):
-    """No HTTP answer: connection refused, DNS failure, timeout. The message names the URL.
-
-    ``status_code`` is 503, what a proxy would answer; no status came from the server."""
-
-    code = "server_unreachable"
-
-    def __init__(self, message: str, *, url: str) -> None:
-        super().__init__(message, details={"url": url})
-        self.url = url
-
-    @property
-    def status_code(self) -> int:
-        return 503
-
-
-class ApiError(DistbenchError):
-    """An answer this client cannot map to a ``distbench.errors`` class: an error code it does not
-    know, or a body that is not the API's (a proxy's HTML page, a truncated answer).
-
-    ``error_code`` is the server's code (``"unexpected_response"`` when there was none) and
-    ``status_code`` the HTTP status actually received."""
-
-    code = "api_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        error_code: str,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message, details=details)
-        self._status_code = status_code
-        self.error_code = error_code
-
-    @property
-    def status_code(self) -> int:
-        return self._status_code
-
-
-class RunWaitTimeout(DistbenchError):
-    """``wait_for_run`` gave up; ``run`` is the run as last seen. ``status_code`` is 504."""
-
-    code = "wait_timeout"
-
-    def __init__(self, message: str, *, run: Run) -> None:
-        super().__init__(message, details={"run_id": run.id, "state": run.state})
-        self.run = run
-
-    @property
-    def status_code(self) -> int:
-        return 504
-
-
-# -- what the API answers --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Pod:
-    """A worker pod. ``labels`` is the seed's text form; ``label_map`` the parsed labels."""
-
-    name: str
-    labels: str
-    phase: str
-    ip: str
-
-    @property
-    def label_map(self) -> dict[str, str]:
-        """The labels as a dict (empty when the text is not a dict literal)."""
-        try:
-            parsed = ast.literal_eval(self.labels)
-        except (ValueError, SyntaxError):
-            return {}
-        if not isinstance(parsed, dict):
-            return {}
-        return {str(key): str(value) for key, value in parsed.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One point of a pod's resource series."""
-
-    date: dt.datetime
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class RunPoint:
-    """One point of a run's series."""
-
-    date: dt.datetime
-    value: float
-    cumulative: bool
-    metadata: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPoint:
-    """A point as ``POST /api/metrics`` answers it (exactly one of ``run_id`` and ``pod_name``)."""
-
-    name: str
-    date: dt.datetime
-    value: float
-    cumulative: bool
-    metadata: str
-    run_id: int | None = None
-    pod_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewPoint:
-    """A point to post in a batch; the fields of ``Client.post_metric``."""
-
-    name: str
-    value: float | str
-    run_id: int | None = None
-    pod_name: str | None = None
-    date: DateLike | None = None
-    cumulative: bool = False
-    metadata: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """A run. The seed guarantees the first six fields; the rest are ``None`` when a server
-    leaves them out. ``raw`` is the whole JSON object, extra fields included."""
-
-    id: int
-    name: str
-    created_at: dt.datetime
-    state: str
-    job_id: str
-    job_metadata: dict[str, Any] = field(hash=False)
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    num_workers: int | None = None
-    num_cpus: float | None = None
-    max_bandwidth: float | None = None
-    benchmark: str | None = None
-    backend: str | None = None
-    options: dict[str, Any] = field(default_factory=dict, hash=False)
-    time_limit_s: float | None = None
-    start_timeout_s: float | None = None
-    command: list[str] | None = field(default=None, hash=False)
-    working_dir: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def has_ended(self) -> bool:
-        return self.state in END_STATES
-
-
-@dataclass(frozen=True, slots=True)
-class Benchmark:
-    """A task a run can name (``GET /api/benchmarks``), or a plugin that failed to load
-    (``status == "broken"``, with the ``error``)."""
-
-    name: str
-    status: str
-    source: str
-    builtin: bool
-    description: str
-    defaults: dict[str, Any] = field(hash=False)
-    options: dict[str, Any] = field(hash=False)  # JSON Schema
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """``GET /api/health``: ``status`` is ``ok``, or ``degraded`` when the database is down."""
-
-    status: str
-    database: str
-    backend: str
-    version: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-PodSeries = dict[str, list[Point]]
-RunSeries = dict[str, list[RunPoint]]
-
-
-# -- parsing ---------------------------------------------------------------------------------------
-def parse_date(text: str) -> dt.datetime:
-    """An API date (``2018-08-03T09:21:38.594282Z``) as an aware UTC datetime."""
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def _optional_date(value: Any) -> dt.datetime | None:
-    return None if value is None else parse_date(value)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _run(data: Mapping[str, Any]) -> Run:
-    return Run(
-        id=int(data["id"]),
-        name=str(data["name"]),
-        created_at=parse_date(data["created_at"]),
-        state=str(data["state"]),
-        job_id=str(data["job_id"]),
-        job_metadata=dict(data.get("job_metadata") or {}),
-        started_at=_optional_date(data.get("started_at")),
-        finished_at=_optional_date(data.get("finished_at")),
-        num_workers=None if data.get("num_workers") is None else int(data["num_workers"]),
-        num_cpus=_optional_float(data.get("num_cpus")),
-        max_bandwidth=_optional_float(data.get("max_bandwidth")),
-        benchmark=data.get("benchmark"),
-        backend=data.get("backend"),
-        options=dict(data.get("options") or {}),
-        time_limit_s=_optional_float(data.get("time_limit_s")),
-        start_timeout_s=_optional_float(data.get("start_timeout_s")),
-        command=None if data.get("command") is None else [str(a) for a in data["command"]],
-        working_dir=data.get("working_dir"),
-        raw=dict(data),
-    )
-
-
-def _benchmark(data: Mapping[str, Any]) -> Benchmark:
-    return Benchmark(
-        name=str(data["name"]),
-        status=str(data.get("status", "ok")),
-        source=str(data.get("source", "")),
-        builtin=bool(data.get("builtin", False)),
-        description=str(data.get("description", "")),
-        defaults=dict(data.get("defaults") or {}),
-        options=dict(data.get("options") or {}),
-        error=data.get("error"),
-    )
-
-
-def _pod_series(data: Mapping[str, Any]) -> PodSeries:
-    return {
-        name: [Point(parse_date(p["date"]), float(p["value"])) for p in points]
-        for name, points in data.items()
-    }
-
-
-def _run_series(data: Mapping[str, Any]) -> RunSeries:
-    return {
-        name: [
-            RunPoint(
-                parse_date(p["date"]), float(p["value"]), bool(p["cumulative"]), str(p["metadata"])
-            )
-            for p in points
-        ]
-        for name, points in data.items()
-    }
-
-
-def _stored_point(data: Mapping[str, Any]) -> StoredPoint:
-    return StoredPoint(
-        name=str(data["name"]),
-        date=parse_date(data["date"]),
-        value=float(data["value"]),
-        cumulative=bool(data["cumulative"]),
-        metadata=str(data["metadata"]),
-        run_id=None if data.get("run_id") is None else int(data["run_id"]),
-        pod_name=data.get("pod_name"),
-    )
-
-
-def _health(data: Mapping[str, Any]) -> Health:
-    return Health(
-        status=str(data["status"]),
-        database=str(data["database"]),
-        backend=str(data["backend"]),
-        version=str(data["version"]),
-    )
 
 
 # -- encoding --------------------------------------------------------------------------------------
@@ -443,7 +184,7 @@ class Client:
                 url=url,
             ) from exc
         if not response.is_success and response.status_code not in ok_statuses:
-            raise _error_of(response)
+            raise error_from_response(response)
         return response
 
     def _json(
@@ -493,7 +234,7 @@ class Client:
         return self._json(
             "GET",
             "/api/metrics/",
-            lambda data: {pod: _pod_series(series) for pod, series in data.items()},
+            lambda data: {pod: parse_pod_series(series) for pod, series in data.items()},
             params=params,
         )
 
@@ -510,7 +251,9 @@ class Client:
         Raises ``NotFound`` for a pod the server never had."""
         params = _series_params(since, metric_filter, last_n, max_points)
         params["metric_type"] = "pod"
-        return self._json("GET", f"/api/metrics/{_segment(pod_name)}/", _pod_series, params=params)
+        return self._json(
+            "GET", f"/api/metrics/{_segment(pod_name)}/", parse_pod_series, params=params
+        )
 
     def run_metrics(
         self,
@@ -525,7 +268,7 @@ class Client:
         Raises ``NotFound`` for an unknown run."""
         params = _series_params(since, metric_filter, last_n, max_points)
         params["metric_type"] = "run"
-        return self._json("GET", f"/api/metrics/{run_id}/", _run_series, params=params)
+        return self._json("GET", f"/api/metrics/{run_id}/", parse_run_series, params=params)
 
     def post_metric(
         self,
@@ -551,7 +294,7 @@ class Client:
             cumulative=cumulative,
             metadata=metadata,
         )
-        return self._json("POST", "/api/metrics", _stored_point, json=_point_body(point))
+        return self._json("POST", "/api/metrics", parse_stored_point, json=_point_body(point))
 
     def post_metrics(self, points: Sequence[NewPoint | Mapping[str, Any]]) -> int:
         """Save many points atomically (``POST /api/metrics/batch``): all are stored, or none and
@@ -561,16 +304,16 @@ class Client:
 
     def benchmarks(self) -> list[Benchmark]:
         """The tasks a run can name, with their options; broken plugins too, with the error."""
-        return self._json("GET", "/api/benchmarks", lambda data: [_benchmark(b) for b in data])
+        return self._json("GET", "/api/benchmarks", lambda data: [parse_benchmark(b) for b in data])
 
     # -- runs -----------------------------------------------------------------------------------
     def runs(self) -> list[Run]:
         """All runs, newest first."""
-        return self._json("GET", "/api/runs/", lambda data: [_run(r) for r in data])
+        return self._json("GET", "/api/runs/", lambda data: [parse_run(r) for r in data])
 
     def run(self, run_id: int) -> Run:
         """One run; ``NotFound`` if there is none with this id."""
-        return self._json("GET", f"/api/runs/{run_id}/", _run)
+        return self._json("GET", f"/api/runs/{run_id}/", parse_run)
 
     def start_run(
         self,
@@ -605,12 +348,12 @@ class Client:
             "working_dir": working_dir,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        return self._json("POST", "/api/runs/", _run, json=body)
+        return self._json("POST", "/api/runs/", parse_run, json=body)
 
     def abort_run(self, run_id: int) -> Run:
         """Stop a run's workers and mark it ABORTED (its data is kept). An ended run comes back
         unchanged."""
-        return self._json("DELETE", f"/api/runs/{run_id}/", _run)
+        return self._json("DELETE", f"/api/runs/{run_id}/", parse_run)
 
     def run_logs(self, run_id: int, tail: int | None = None) -> dict[str, str]:
         """Each worker's stdout and stderr by pod name; ``tail`` keeps the last lines only."""
@@ -674,7 +417,7 @@ class Client:
     def health(self) -> Health:
         """The server's health; ``DatabaseUnavailable`` (503) when its database is down, with
         the health facts in ``details``."""
-        return self._json("GET", "/api/health", _health)
+        return self._json("GET", "/api/health", parse_health)
 
     def prometheus_metrics(self) -> str:
         """The Prometheus text the server exposes at ``GET /metrics``."""
@@ -683,29 +426,6 @@ class Client:
     def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI document."""
         return self._json("GET", "/openapi.json", dict)
-
-
-def _error_of(response: httpx.Response) -> DistbenchError:
-    """The exception the server raised, rebuilt from the one error body of SPEC.md."""
-    status = response.status_code
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-        details = error.get("details") or {}
-        if not isinstance(details, dict):
-            details = {"details": details}
-    except (ValueError, KeyError, TypeError):
-        snippet = " ".join(response.text.split())[:200]
-        return ApiError(
-            f"HTTP {status} from {response.request.url} without a distbench error body: "
-            f"{snippet or '(empty)'}",
-            status_code=status,
-            error_code="unexpected_response",
-        )
-    cls = ERROR_BY_CODE.get(code)
-    if cls is not None:
-        return cls(message, details=details)
-    return ApiError(message, status_code=status, error_code=code, details=details)
 
 
 __all__ = [

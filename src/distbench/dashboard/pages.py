@@ -30,7 +30,8 @@ def _page(request: Request, template: str, title: str, **context: object) -> HTM
             "title": title,
             "version": __version__,
             "page": template.removesuffix(".html"),
-            # Only the pages with charts load Plotly.js (3.5 MB).
+            # Only the pages with charts load Plotly.js (3.5 MB) and charts.js; every page loads
+            # common.js and its own script, static/<page>.js.
             "charts": template != "runs.html",
             **context,
         },

@@ -61,7 +61,7 @@ timeout 90 "$WORKER_PY" -c "import torch; print('worker: torch', torch.__version
     || echo "WORKER'S TORCH FAILED"
 GPU_CHECK_WORK=$WORK GPU_CHECK_OUT=$OUT GPU_CHECK_WORKER=$WORKER_PY GPU_CHECK_CPU_ONLY=$CPU_ONLY \
     timeout 300 "$PY" - <<'PY'
-import json, os, socket, subprocess, sys, time
+import json, os, subprocess, sys, time
 import httpx
 
 WORK, OUT = os.environ["GPU_CHECK_WORK"], os.environ["GPU_CHECK_OUT"]
@@ -145,9 +145,8 @@ uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_le
 
 
 def start_server(patches):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from distbench.ports import free_port
+    port = free_port()
     env = {**os.environ, **patches, "DISTBENCH_DATA_DIR": f"{WORK}/data",
            "DISTBENCH_WORKER_PYTHON": os.environ["GPU_CHECK_WORKER"]}
     log = open(f"{OUT}/server.log", "wb")

@@ -7,7 +7,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from distbench.ports import free_port as free_port
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
 from distbench.store import schema
@@ -129,12 +129,6 @@ def count_points(url: str, name: str) -> int:
 
 
 # -- the server -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def distbench_command() -> str:

@@ -5,7 +5,6 @@ backend unless a test asks for another."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from sqlalchemy.engine import make_url
 from distbench.app import create_app
 from distbench.backends.base import ClusterBackend
 from distbench.backends.fake import FakeBackend
+from distbench.ports import free_port as free_port
 from distbench.settings import Settings
 from distbench.store import schema
 from distbench.store.engine import create_engine
@@ -84,13 +84,6 @@ def migrated_database_url(database_url: str) -> str:
     finally:
         engine.dispose()
     return database_url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

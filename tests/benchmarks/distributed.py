@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,33 +98,43 @@ class TaskRun:
         return [p.value for p in self.points if p.name == name]
 
 
-def run_task(
-    benchmark: str, options: dict[str, Any], *, world_size: int, tmp_path: Path
-) -> TaskRun:
-    """Run ``benchmark`` in ``world_size`` fresh processes; rank 0's points and result."""
-    port = free_port()
+def start_processes(
+    target: Callable[..., None], arguments: list[tuple[Any, ...]], preload: list[str]
+) -> list[Any]:
+    """One process per ``arguments`` entry, forked from a server that imported ``preload``
+    (torch once, not once per rank), started."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    outputs = [tmp_path / f"{benchmark}-{port}-rank{rank}.json" for rank in range(world_size)]
-    processes = [
-        context.Process(
-            target=_worker,
-            args=(rank, world_size, port, benchmark, options, str(outputs[rank])),
-            daemon=True,
-        )
-        for rank in range(world_size)
-    ]
+    context.set_forkserver_preload(preload)
+    processes = [context.Process(target=target, args=args, daemon=True) for args in arguments]
     for process in processes:
         process.start()
+    return processes
+
+
+def finish(processes: list[Any], timeout_s: float = TIMEOUT_S) -> list[int | None]:
+    """Each process's exit code, killing any still running after ``timeout_s``."""
     try:
         for process in processes:
-            process.join(TIMEOUT_S)
+            process.join(timeout_s)
     finally:
         for process in processes:
             if process.is_alive():
                 process.kill()
                 process.join()
-    codes = [p.exitcode for p in processes]
+    return [process.exitcode for process in processes]
+
+
+def run_task(
+    benchmark: str, options: dict[str, Any], *, world_size: int, tmp_path: Path
+) -> TaskRun:
+    """Run ``benchmark`` in ``world_size`` fresh processes; rank 0's points and result."""
+    port = free_port()
+    outputs = [tmp_path / f"{benchmark}-{port}-rank{rank}.json" for rank in range(world_size)]
+    arguments = [
+        (rank, world_size, port, benchmark, options, str(outputs[rank]))
+        for rank in range(world_size)
+    ]
+    codes = finish(start_processes(_worker, arguments, PRELOAD))
     assert codes == [0] * world_size, f"workers exited {codes}"
     rank0 = json.loads(outputs[0].read_text())
     return TaskRun(result=rank0["result"], points=[Point(**p) for p in rank0["points"]])

@@ -5,7 +5,6 @@ alone and under torchrun."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from distbench import worker
 from tests.backends.local_helpers import wait_for
+from tests.benchmarks.distributed import finish, start_processes
 from tests.conftest import RunningServer, StartServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,32 +83,13 @@ def _stopped_script(environ: dict[str, str], out: str) -> None:
 
 
 def _processes(target: Any, environs: list[dict[str, str]], tmp_path: Path) -> list[Any]:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    processes = [
-        context.Process(target=target, args=(env, str(tmp_path / f"out-{i}")), daemon=True)
-        for i, env in enumerate(environs)
-    ]
-    for process in processes:
-        process.start()
-    return processes
-
-
-def _finish(processes: list[Any], timeout_s: float = TIMEOUT_S) -> list[int | None]:
-    try:
-        for process in processes:
-            process.join(timeout_s)
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-    return [process.exitcode for process in processes]
+    arguments = [(env, str(tmp_path / f"out-{i}")) for i, env in enumerate(environs)]
+    return start_processes(target, arguments, PRELOAD)
 
 
 def run_script(environs: list[dict[str, str]], tmp_path: Path) -> list[dict[str, Any]]:
     """Run ``_script`` once per environment, in parallel; each rank's facts."""
-    codes = _finish(_processes(_script, environs, tmp_path))
+    codes = finish(_processes(_script, environs, tmp_path))
     assert codes == [0] * len(environs), f"ranks exited {codes}"
     return [json.loads((tmp_path / f"out-{i}").read_text()) for i in range(len(environs))]
 
@@ -236,7 +217,7 @@ def test_a_stopped_script_still_delivers_its_metrics(
     (process,) = _processes(_stopped_script, environs, tmp_path)
     wait_for(lambda: (tmp_path / "out-0").exists(), what="the point to be reported")
     os.kill(process.pid, signal.SIGTERM)
-    assert _finish([process]) == [128 + signal.SIGTERM]
+    assert finish([process]) == [128 + signal.SIGTERM]
     assert values(run_series(server, run_id), "train_loss") == [0.25]
 
 

@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -41,6 +40,7 @@ from distbench.backends.local_state import RunState, WorkerState, net_as_dict
 from distbench.backends.relay import Relay, socket_path_for
 from distbench.backends.warm_launcher import WarmLauncher
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
+from distbench.ports import free_port
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
 
@@ -51,13 +51,6 @@ NAMESPACED_MASTER_PORT = 29500
 # than starting its workers cold, which would import the same things on the same cores.
 LAUNCHER_WAIT_S = 30.0
 LOG_TAIL_LINES = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalBackend:

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from distbench.ports import free_port
 from distbench.worker.env import WorkerEnv, read_env
 from distbench.worker.reporter import BatchReporter, Reporter
 from distbench.worker.runtime import StatusFiles, join_process_group, make_reporter, on_sigterm
@@ -163,14 +163,6 @@ class Session:
         return self._reached_at
 
 
-def free_local_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the OS's choice)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     """The environment to read; with no launcher's variables at all, one process alone: rank 0
     of 1 with its store on a free local port."""
@@ -178,7 +170,7 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     if any(key in env for key in LAUNCHER_VARIABLES):
         return env
     standalone = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    standalone.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_local_port()))
+    standalone.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     # (Should another process take the port first, the store says the address is in use.)
     return {**env, **standalone}
 

@@ -35,7 +35,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,8 @@ from typing import Any
 
 import psutil
 
+from distbench.ports import free_port
+
 Obj = dict[str, Any]
 SecretLookup = Callable[[str, str, str], str | None]
 FIELD_IN_MAP = re.compile(r"^metadata\.(annotations|labels)\['(?P<key>[^']+)'\]$")
@@ -53,13 +54,6 @@ FIELD_IN_MAP = re.compile(r"^metadata\.(annotations|labels)\['(?P<key>[^']+)'\]$
 
 def _now_text() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -295,7 +289,7 @@ class FakeKubelet:
                 env[variable["name"]] = value
         # Cluster DNS and pod networking, replaced by this host's loopback (module docstring).
         job_uid = pod["metadata"]["labels"].get("controller-uid", pod["metadata"]["uid"])
-        port = self._job_ports.setdefault(job_uid, _free_port())
+        port = self._job_ports.setdefault(job_uid, free_port())
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
         return env, ""
 

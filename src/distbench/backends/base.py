@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -9,6 +10,8 @@ from typing import Literal, Protocol, runtime_checkable
 from distbench.store.records import NewRun, RunRecord
 
 PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+# How much of a failed worker's output a run's ``job_metadata`` keeps.
+LOG_TAIL_LINES = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +83,17 @@ class ClusterBackend(Protocol):
 
     def close(self) -> None:
         """Release what the backend holds (the server is shutting down; workers keep running)."""
+
+
+def describe_exit(code: int) -> str:
+    """A worker's exit code in words, as every backend reports it: a negative code is the
+    signal that killed it; above 128, a shell's way of saying the same."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+        return f"exited with code {code} ({signal.Signals(code - 128).name})"
+    return f"exited with code {code}"

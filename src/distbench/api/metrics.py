@@ -157,12 +157,20 @@ def one_owner_metrics(
 
 
 def _run_id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_RUN_ID:
+    # isdigit() alone admits digits int() refuses ("²") and int() refuses over 4,300 digits:
+    # both were 500s. An id past the database's integer type is a 400 like /api/runs/{id}/'s.
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_RUN_ID))
+    if not digits or not 1 <= int(text) <= MAX_RUN_ID:
         raise InvalidInput(
-            f"{text!r} is not a run id: with metric_type=run the path holds a run's integer id",
+            f"{_shortened(text)!r} is not a run id: with metric_type=run the path holds a run's "
+            f"integer id (1 to {MAX_RUN_ID})",
             details={"errors": [{"field": "pod_name_or_run_id", "message": "not a run id"}]},
         )
     return int(text)
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _to_point(

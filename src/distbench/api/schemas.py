@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from distbench.backends.limits.network import MIN_RATE_MBIT
 from distbench.timefmt import as_utc, format_dt, iso_or_unchanged
 
 
@@ -24,7 +25,9 @@ def _metric_value(raw: object) -> float:
         raise ValueError("must be a number or a string holding one, not a boolean")
     if isinstance(raw, int | float):
         return float(raw)
-    if isinstance(raw, str) and "_" not in raw:
+    # float() also reads other scripts' digits ("١٢" is 12) and underscores; the API promises
+    # the ASCII number text of the pattern below.
+    if isinstance(raw, str) and raw.isascii() and "_" not in raw:
         try:
             return float(raw.strip())
         except ValueError:
@@ -54,6 +57,16 @@ MetricValue = Annotated[
         }
     ),
 ]
+
+
+def not_a_boolean(raw: object) -> object:
+    """A ``mode="before"`` check for number fields: ``bool`` is an ``int`` subclass and pydantic
+    reads ``true`` as 1, so ``num_workers: true`` started a run and ``run_id: true`` stored to
+    run 1."""
+    if isinstance(raw, bool):
+        raise ValueError("must be a number, not a boolean")
+    return raw
+
 
 # Text without NUL characters: PostgreSQL text cannot hold them, so one would be a 500 there
 # (and a 200 on SQLite). Declared as a pattern so the OpenAPI document says so too.
@@ -119,6 +132,8 @@ class MetricCreate(BaseModel):
     cumulative: bool = False
     metadata: str = Field(default="", max_length=10_000, pattern=NO_NUL)
 
+    _run_id_not_a_boolean = field_validator("run_id", mode="before")(not_a_boolean)
+
     @field_validator("date")
     @classmethod
     def _date_in_utc_range(cls, value: dt.datetime | None) -> dt.datetime | None:
@@ -170,7 +185,11 @@ class RunCreate(BaseModel):
     num_workers: int = Field(ge=1, le=256, description="Number of workers (processes or pods).")
     num_cpus: float = Field(default=1.0, gt=0, le=1024, description="Cores per worker.")
     max_bandwidth: float | None = Field(
-        default=None, gt=0, le=100_000, description="Egress cap per worker, Mbit/s; null: none."
+        default=None,
+        ge=MIN_RATE_MBIT,
+        le=100_000,
+        description="Egress cap per worker, Mbit/s; null: none. From 0.001 (1 kbit/s, the "
+        "smallest rate the shaper sets) to 100000.",
     )
     benchmark: str | None = Field(
         default=None,
@@ -203,6 +222,10 @@ class RunCreate(BaseModel):
         default=None, gt=0, description="Fail the run if its workers have not all started by then."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Benchmark task options.")
+
+    _numbers_not_booleans = field_validator(
+        "num_workers", "num_cpus", "max_bandwidth", "time_limit_s", "start_timeout_s", mode="before"
+    )(not_a_boolean)
 
 
 class RunPublic(BaseModel):

@@ -21,6 +21,9 @@ from distbench.errors import LimitUnsupported
 
 BENCHMARK_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 IFNAME = "eth0"
+# shape() sets whole kbit/s: a smaller cap rounds to "0kbit", which tc refuses ('"rate" is
+# required'), and the run failed while starting instead of being refused up front.
+MIN_RATE_MBIT = 0.001
 
 
 @dataclass(frozen=True, slots=True)

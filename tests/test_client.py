@@ -474,16 +474,16 @@ def test_batch_over_the_limit_is_body_too_large(start_server: StartServer) -> No
 
 
 def test_token_is_sent_and_checked(start_server: StartServer) -> None:
-    server = start_server(token="s3cret")
+    server = start_server(token="s3cret-client-token")
     seen: list[str | None] = []
     http = httpx.Client(
         event_hooks={"request": [lambda r: seen.append(r.headers.get("authorization"))]}
     )
-    with Client(server.url, token="s3cret", http=http) as client:
+    with Client(server.url, token="s3cret-client-token", http=http) as client:
         run = client.start_run(name="authorized", num_workers=1)
         assert run.state == "INITIALIZED"
         assert client.abort_run(run.id).state == "ABORTED"
-    assert seen == ["Bearer s3cret", "Bearer s3cret"]
+    assert seen == ["Bearer s3cret-client-token", "Bearer s3cret-client-token"]
     assert not http.is_closed  # a client passed in belongs to the caller
     http.close()
 
@@ -500,12 +500,12 @@ def test_token_is_sent_and_checked(start_server: StartServer) -> None:
 
 
 def test_run_token_posts_only_its_own_run(start_server: StartServer) -> None:
-    server = start_server(token="s3cret")
-    with Client(server.url, token="s3cret") as admin:
+    server = start_server(token="s3cret-client-token")
+    with Client(server.url, token="s3cret-client-token") as admin:
         first = admin.start_run(name="first", num_workers=1)
         admin.abort_run(first.id)
         second = admin.start_run(name="second", num_workers=1)
-    with Client(server.url, token=run_token("s3cret", second.id)) as worker:
+    with Client(server.url, token=run_token("s3cret-client-token", second.id)) as worker:
         stored = worker.post_metric(run_id=second.id, name="acc", value=0.5, date=T0)
         assert stored.run_id == second.id
         with pytest.raises(Forbidden, match=f"run {second.id}"):
@@ -605,8 +605,8 @@ def test_benchmarks_are_typed_with_their_origin(client: Client) -> None:
 
 
 def test_start_run_with_a_command(start_server: StartServer, tmp_path: Path) -> None:
-    server = start_server(token="t", allow_commands=True)
-    with Client(server.url, token="t") as api:
+    server = start_server(token="command-client-token", allow_commands=True)
+    with Client(server.url, token="command-client-token") as api:
         run = api.start_run(
             name="mine", num_workers=2, command=["python", "train.py"], working_dir=str(tmp_path)
         )
@@ -617,5 +617,8 @@ def test_start_run_with_a_command(start_server: StartServer, tmp_path: Path) -> 
             api.start_run(
                 name="x", num_workers=1, command=["python"], working_dir=str(tmp_path / "nope")
             )
-    with Client(start_server(token="t").url, token="t") as api, pytest.raises(Forbidden):
+    with (
+        Client(start_server(token="command-client-token").url, token="command-client-token") as api,
+        pytest.raises(Forbidden),
+    ):
         api.start_run(name="x", num_workers=1, command=["python", "train.py"])

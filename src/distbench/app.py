@@ -17,6 +17,7 @@ from distbench.api import api_router, operations_router
 from distbench.api import errors as api_errors
 from distbench.api.encode import JSONBody
 from distbench.api.observability import Observability, ObservabilityMiddleware
+from distbench.api.run_tokens import RunTokenGrace
 from distbench.api.schemas import MetricCreate, RunCreate
 from distbench.backends import ClusterBackend, create_backend
 from distbench.benchmarks import registry as task_registry
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> 
         writer = PointWriter(engine)
         writer.start()
         app.state.engine = engine
+        app.state.run_token_grace = RunTokenGrace(engine=engine, grace_s=settings.run_token_grace_s)
         app.state.writer = writer
         app.state.orchestrator = orchestrator
         app.state.collector = collector

@@ -48,7 +48,9 @@ def build_settings(**given: Any) -> Settings:
         if not first["loc"]:  # a rule across settings: its input is all of them, token too
             fail(f"bad settings: {first['msg'].removeprefix('Value error, ')}", code=2)
         key = ".".join(str(part) for part in first["loc"]) or "settings"
-        fail(f"bad setting {key}={first.get('input')!r}: {first['msg']}", code=2)
+        # A refused token is still a secret: never echo it.
+        given_value = "<hidden>" if key == "token" else repr(first.get("input"))
+        fail(f"bad setting {key}={given_value}: {first['msg']}", code=2)
 
 
 @app.command()
@@ -61,10 +63,25 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            help="Require 'Authorization: Bearer TOKEN' on writes [env DISTBENCH_TOKEN]",
+            help="Require 'Authorization: Bearer TOKEN' on writes. Visible to anyone running "
+            "ps: prefer --token-file or the DISTBENCH_TOKEN variable",
             show_default=False,
         ),
     ] = None,
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the token from this file at start [env DISTBENCH_TOKEN_FILE]",
+            show_default=False,
+        ),
+    ] = None,
+    protect_reads: Annotated[
+        bool,
+        typer.Option(
+            "--protect-reads",
+            help="Reads need the token too (all of /api/ but /api/health, and /metrics)",
+        ),
+    ] = False,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback address without a token")
     ] = False,
@@ -122,6 +139,8 @@ def serve(
         port=port,
         database_url=database_url,
         token=token,
+        token_file=token_file,
+        protect_reads=protect_reads or None,
         insecure=insecure or None,
         release=release,
         collect_interval_s=collect_interval,
@@ -136,7 +155,8 @@ def serve(
     if not settings.is_loopback and settings.token is None and not settings.insecure:
         fail(
             f"refusing to listen on {settings.host} without a token: anyone who can reach it "
-            "could start runs. Give --token (or DISTBENCH_TOKEN), or --insecure to accept that",
+            "could start runs. Give a token (DISTBENCH_TOKEN or --token-file), or --insecure to "
+            "accept that",
             code=2,
         )
     logging.basicConfig(

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+ENV_PREFIX = "DISTBENCH_"
+# A token is also the HMAC key of every run token: an empty or short one can be guessed.
+MIN_TOKEN_CHARS = 16
+MAKE_A_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+
+
+def without_server_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less the server's ``DISTBENCH_`` settings, for a process the server starts
+    (the warm launcher, a worker): the server token among them would let any worker's code
+    act as the server, and show in that process's ``/proc/PID/environ``."""
+    return {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
 
 
 def default_data_dir() -> Path:
@@ -25,7 +37,7 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     """Everything the server can be told. Environment variables use the prefix ``DISTBENCH_``."""
 
-    model_config = SettingsConfigDict(env_prefix="DISTBENCH_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -89,6 +101,66 @@ class Settings(BaseSettings):
             raise ValueError(
                 "allow_commands=true needs a token: custom commands run arbitrary code, so only "
                 "callers holding --token (DISTBENCH_TOKEN) may start them"
+            )
+        return self
+
+    # -- tokens (api/deps.py checks them; the README's "Security model" says who may do what) ---
+    token_file: Path | None = Field(
+        default=None,
+        description="A file holding the token, read once at start (surrounding whitespace "
+        "stripped): unlike --token, not visible in ps.",
+    )
+    protect_reads: bool = Field(
+        default=False,
+        description="Reads need the server token too: every GET under /api/ but /api/health, "
+        "and /metrics. Needs a token.",
+    )
+    run_token_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds after a run ended during which its workers' run token may still "
+        "post (late points); then 403.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_token_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("token_file") in (None, ""):
+            return data
+        if data.get("token") is not None:
+            raise ValueError(
+                "give the token once: token_file (--token-file, DISTBENCH_TOKEN_FILE) or token "
+                "(--token, DISTBENCH_TOKEN), not both"
+            )
+        path = Path(data["token_file"])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"cannot read the token file {path}: {reason}") from None
+        return {**data, "token": text.strip()}
+
+    @field_validator("token", mode="after")
+    @classmethod
+    def _token_hard_to_guess(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        value = token.get_secret_value().strip()
+        # The token travels in an HTTP header, which carries visible ASCII only.
+        if len(value) < MIN_TOKEN_CHARS or not (value.isascii() and value.isprintable()):
+            raise ValueError(
+                f"the token must be at least {MIN_TOKEN_CHARS} visible ASCII characters: an "
+                "empty or short one can be guessed, and run tokens with it. Make one with: "
+                f"{MAKE_A_TOKEN}"
+            )
+        return SecretStr(value)
+
+    @model_validator(mode="after")
+    def _protected_reads_need_a_token(self) -> Settings:
+        if self.protect_reads and self.token is None:
+            raise ValueError(
+                "protect_reads=true needs a token: reads then need the one given with "
+                "--token-file (DISTBENCH_TOKEN_FILE) or DISTBENCH_TOKEN"
             )
         return self
 

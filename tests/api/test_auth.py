@@ -1,16 +1,19 @@
 """With a server token, writes (POST, DELETE) need ``Authorization: Bearer <token>``: 401 when it
-is missing, 403 when it is wrong. Reads stay open. A run-scoped token may post that run's metrics
-and nothing else."""
+is missing, 403 when it is wrong. Reads stay open unless the server protects them. A run-scoped
+token may post that run's metrics and nothing else, until a grace time after its run ended."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from distbench.orchestrator.tokens import run_token
+from distbench.api.run_tokens import RunTokenGrace
+from distbench.orchestrator.tokens import run_id_of_token, run_token
+from distbench.settings import Settings
 from tests.api.helpers import (
     client,
     error_code,
@@ -165,3 +168,155 @@ def test_run_token_of_another_server_is_403(guarded: RunningServer, admin: httpx
 def test_without_a_server_token_writes_are_open(server: RunningServer) -> None:
     with client(server, "anything") as http:
         assert http.post("/api/runs/", json=RUN_BODY).status_code == 200
+
+
+# -- malformed run tokens: 403, never a 500 before authentication -----------------------------
+# "²" and "٣" are digits to str.isdigit and not to int; 5,000 digits are more than int parses.
+MALFORMED = [
+    b"run-\xb2-abc",  # latin-1, as a header carries it
+    "run-\u0663-abc".encode(),
+    b"run-" + b"9" * 5000 + b"-abc",
+    b"run-" + b"9" * 5000 + b"-" + b"0" * 64,
+    b"run-" + b"1" * 30 + b"-" + b"0" * 64,
+    b"run--1-" + b"0" * 64,
+]
+
+
+@pytest.mark.parametrize("presented", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_run_token_is_403(guarded: RunningServer, presented: bytes) -> None:
+    with httpx.Client(base_url=guarded.url, timeout=30) as http:
+        response = http.post(
+            "/api/metrics",
+            json=point(1),
+            headers={"Authorization": b"Bearer " + presented},
+        )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_run_id_of_token_refuses_what_int_would_not_parse() -> None:
+    for presented in ("run-\u00b2-abc", "run-\u0663-" + "0" * 64, "run-" + "9" * 5000 + "-x"):
+        assert run_id_of_token(TOKEN, presented) is None
+    assert run_id_of_token(TOKEN, run_token(TOKEN, 12)) == 12
+    assert run_id_of_token(TOKEN, run_token(TOKEN, 12).upper().replace("RUN", "run")) is None
+
+
+# -- a run token stops posting a grace time after its run ended ----------------------------------
+def grace_of(server: RunningServer) -> RunTokenGrace:
+    grace: RunTokenGrace = server.app.state.run_token_grace  # type: ignore[attr-defined]
+    return grace
+
+
+def end_run(server: RunningServer, admin: httpx.Client, run_id: int, state: str) -> None:
+    if state == "ABORTED":
+        assert admin.delete(f"/api/runs/{run_id}/").status_code == 200
+        return
+    wait_for_pods(admin, run_id)
+    if state == "FINISHED":
+        server.fake.finish(run_id)
+    else:
+        server.fake.fail(run_id, "a worker crashed")
+    wait_for_state(admin, run_id, state)
+
+
+@pytest.mark.parametrize("state", ["FINISHED", "FAILED", "ABORTED"])
+def test_run_token_posts_late_points_until_the_grace_time_is_over(
+    guarded: RunningServer, admin: httpx.Client, state: str
+) -> None:
+    grace = grace_of(guarded)
+    assert grace.grace_s == 300  # the default
+    run_id = start_run(admin)["id"]
+    end_run(guarded, admin, run_id, state)
+    ended_at = admin.get(f"/api/runs/{run_id}/").json()["finished_at"]
+
+    with client(guarded, run_token(TOKEN, run_id)) as worker:
+        late = worker.post("/api/metrics", json=point(run_id))
+        assert late.status_code == 201, late.text
+        # The server's clock, moved past the end and the grace time.
+        now = grace.clock()
+        grace.clock = lambda: now + 301
+        too_late = worker.post("/api/metrics/batch", json=[point(run_id)])
+
+    assert too_late.status_code == 403
+    body = too_late.json()["error"]
+    assert body["code"] == "forbidden"
+    assert f"run {run_id} ended ({state})" in body["message"]
+    assert body["details"] == {"run_id": run_id, "state": state, "grace_s": 300}
+    assert ended_at is not None
+    assert len(run_series(admin, run_id)["loss"]) == 1
+    # The server token itself is not bound to any run.
+    assert admin.post("/api/metrics", json=point(run_id)).status_code == 201
+
+
+def test_run_token_of_an_active_run_never_expires(
+    guarded: RunningServer, admin: httpx.Client
+) -> None:
+    grace = grace_of(guarded)
+    run_id = start_run(admin)["id"]
+    grace.clock = lambda: 4_000_000_000.0  # long after anything the run could have done
+
+    with client(guarded, run_token(TOKEN, run_id)) as worker:
+        assert worker.post("/api/metrics", json=point(run_id)).status_code == 201
+
+
+def test_grace_time_is_a_setting(start_server: StartServer) -> None:
+    server = start_server(token=TOKEN, run_token_grace_s=0)
+    with client(server, TOKEN) as admin:
+        run_id = start_run(admin)["id"]
+        end_run(server, admin, run_id, "ABORTED")
+    with client(server, run_token(TOKEN, run_id)) as worker:
+        response = worker.post("/api/metrics", json=point(run_id))
+
+    assert response.status_code == 403
+    assert "0 s after the run ended" in response.json()["error"]["message"]
+
+
+# -- --protect-reads: every read but the health probe needs the server token ---------------------
+def read_paths(server: RunningServer, run_id: int) -> list[str]:
+    """Every GET of the API document (so a route added later is covered too), with the run's
+    id for path parameters."""
+    with client(server, TOKEN) as admin:
+        document = admin.get("/openapi.json").json()
+    return sorted(
+        re.sub(r"\{[^}]+\}", str(run_id), path)
+        for path, operations in document["paths"].items()
+        if "get" in operations
+    )
+
+
+def test_protect_reads_puts_every_read_behind_the_server_token(
+    start_server: StartServer,
+) -> None:
+    server = start_server(token=TOKEN, protect_reads=True)
+    with client(server, TOKEN) as admin:
+        run_id = start_run(admin)["id"]
+    paths = [path for path in read_paths(server, run_id) if path != "/api/health"]
+    assert {"/api/runs/", f"/api/runs/{run_id}/logs", "/api/pods/", "/metrics"} <= set(paths)
+    exports = [f"/api/metrics/{run_id}/?metric_type=run&format={kind}" for kind in ("csv", "zip")]
+
+    with (
+        client(server) as anonymous,
+        client(server, "not-the-token") as wrong,
+        client(server, run_token(TOKEN, run_id)) as worker,
+        client(server, TOKEN) as admin,
+    ):
+        for path in paths + exports:
+            missing, bad, of_a_run = anonymous.get(path), wrong.get(path), worker.get(path)
+            assert (missing.status_code, error_code(missing)) == (401, "unauthenticated"), path
+            assert "Authorization: Bearer" in missing.json()["error"]["message"]
+            assert (bad.status_code, error_code(bad)) == (403, "forbidden"), path
+            assert (of_a_run.status_code, error_code(of_a_run)) == (403, "forbidden"), path
+            assert admin.get(path).status_code not in (401, 403), path
+        assert admin.get(exports[0]).status_code == 200
+        assert admin.get("/api/runs/").json()[0]["id"] == run_id
+        # The probe stays open; the run token still posts; the dashboard's pages carry no data.
+        assert anonymous.get("/api/health").status_code == 200
+        assert worker.post("/api/metrics", json=point(run_id)).status_code == 201
+        assert anonymous.get(f"/runs/{run_id}").status_code == 200
+
+
+def test_protect_reads_needs_a_token() -> None:
+    with pytest.raises(ValueError, match="protect_reads=true needs a token"):
+        Settings(protect_reads=True)

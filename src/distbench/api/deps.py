@@ -13,7 +13,9 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from distbench.api.run_tokens import RunTokenGrace
 from distbench.backends.base import ClusterBackend
 from distbench.errors import Forbidden, Unauthenticated
 from distbench.orchestrator import Orchestrator
@@ -59,27 +61,60 @@ async def get_backend(request: Request) -> ClusterBackend:
     return orchestrator.backend
 
 
-async def require_writer(request: Request) -> Caller:
-    """With a server token, writes need ``Authorization: Bearer <token>``: 401 when missing,
-    403 when wrong. Compared in constant time; the presented value is never logged."""
-    settings: Settings = request.app.state.settings
-    if settings.token is None:
-        return Caller()
+def _presented_token(request: Request, *, needed_for: str) -> str:
+    """The bearer token of the request: 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthenticated(
-            "this server needs a token for writes: send the header "
+            f"this server needs a token for {needed_for}: send the header "
             "'Authorization: Bearer <token>' (the token the server was started with)"
         )
-    expected = settings.token.get_secret_value()
-    presented = presented.strip()
-    if hmac.compare_digest(presented.encode(), expected.encode()):
+    return presented.strip()
+
+
+def _identify(server_token: str, presented: str) -> Caller:
+    """The server token makes an admin, a run token a worker of its run; anything else is 403.
+    Compared in constant time; the presented value is never logged."""
+    if hmac.compare_digest(presented.encode(), server_token.encode()):
         return Caller()
-    run_id = run_id_of_token(expected, presented)
+    run_id = run_id_of_token(server_token, presented)
     if run_id is not None:
         return Caller(run_id=run_id)
     raise Forbidden("the bearer token is not valid for this server")
+
+
+async def require_writer(request: Request) -> Caller:
+    """With a server token, writes need ``Authorization: Bearer <token>``: 401 when missing,
+    403 when wrong, and 403 for a run token once its run ended more than the grace time ago."""
+    settings: Settings = request.app.state.settings
+    if settings.token is None:
+        return Caller()
+    caller = _identify(
+        settings.token.get_secret_value(), _presented_token(request, needed_for="writes")
+    )
+    if caller.run_id is not None:
+        grace: RunTokenGrace = request.app.state.run_token_grace
+        if grace.needs_lookup(caller.run_id):
+            await run_in_threadpool(grace.look_up, caller.run_id)
+        grace.check(caller.run_id)
+    return caller
+
+
+async def require_reader(request: Request) -> None:
+    """With ``protect_reads``, reads (GET, HEAD) need the server token as writes do; a run
+    token, made to post one run's metrics, reads nothing. Other methods are left to
+    ``require_writer``."""
+    settings: Settings = request.app.state.settings
+    if not settings.protect_reads or settings.token is None:
+        return
+    if request.method not in ("GET", "HEAD"):
+        return
+    presented = _presented_token(request, needed_for="reads (it protects reads)")
+    if not _identify(settings.token.get_secret_value(), presented).is_admin:
+        raise Forbidden(
+            "a run token only posts its run's metrics: reads on this server need the server token"
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -88,3 +123,5 @@ EngineDep = Annotated[sa.Engine, Depends(get_engine)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 BackendDep = Annotated[ClusterBackend, Depends(get_backend)]
 WriterDep = Annotated[Caller, Depends(require_writer)]
+# Routers of reads are included with ``dependencies=[ReaderCheck]`` (api/__init__.py).
+ReaderCheck = Depends(require_reader)

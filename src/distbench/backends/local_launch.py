@@ -15,6 +15,7 @@ from pathlib import Path
 from distbench.backends.limits import cpu, network
 from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
 from distbench.errors import InvalidInput
+from distbench.settings import without_server_settings
 from distbench.store.records import RunRecord
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,8 @@ def worker_env(
 ) -> dict[str, str]:
     """torchrun's variables and distbench's, on top of the server's environment (less its own
     DISTBENCH_ settings, which are not the worker's business)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")}
     env = {
-        **base,
+        **without_server_settings(os.environ),
         "RANK": str(rank),
         "WORLD_SIZE": str(run.num_workers),
         "LOCAL_RANK": str(rank),

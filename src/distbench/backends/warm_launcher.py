@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distbench.settings import without_server_settings
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +37,13 @@ class WarmLauncher:
 
     def start(self) -> None:
         """Start importing in the background; ``spawn`` waits for it when first needed."""
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        # Without the server's settings: every worker forked from the launcher starts from its
+        # memory, and /proc/PID/environ of each shows the launcher's starting environment.
+        env = {
+            **without_server_settings(os.environ),
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.log_path.open("ab") as log_file:

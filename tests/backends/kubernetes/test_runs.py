@@ -44,7 +44,7 @@ from tests.conftest import ServerThread, free_port
 # Real runs cost seconds each: one database kind is enough here.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-TOKEN = "server-token"
+TOKEN = "server-token-for-kubernetes"
 # What the Summary API gives (no per-pod network on the fake kubelet's loopback).
 CPU_AND_MEMORY = {"container_cpu_usage_seconds_total", "container_memory_usage_bytes"}
 assert set(RESOURCE_METRICS) >= CPU_AND_MEMORY

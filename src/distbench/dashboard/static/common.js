@@ -25,13 +25,63 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// -- the server token ----------------------------------------------------------------------------
+// Writes need it, and so do reads on a server started with --protect-reads. It is kept in this
+// tab's sessionStorage only (gone when the tab closes) and sent as a header, never in a URL.
+const TOKEN_KEY = "distbench-token";
+localStorage.removeItem(TOKEN_KEY); // where earlier versions kept it, beyond the tab's life
+
 function token() {
-  return localStorage.getItem("distbench-token") || "";
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function saveToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+function authHeaders() {
+  return token() ? { Authorization: `Bearer ${token()}` } : {};
+}
+
+// A read refused for want of the token: ask for it once, above the page, then load the page
+// again with it.
+function askForToken(message) {
+  if (document.getElementById("token-prompt")) return;
+  const input = el("input", {
+    type: "password",
+    id: "token-prompt-input",
+    autocomplete: "off",
+    required: true,
+  });
+  const form = el(
+    "form",
+    { id: "token-prompt", class: "error" },
+    el("p", {}, message),
+    el("label", {}, "Server token ", input),
+    " ",
+    el("button", { type: "submit" }, "Use token"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveToken(input.value.trim());
+    window.location.reload();
+  });
+  document.querySelector("main").prepend(form);
+  input.focus();
+}
+
+function isRead(options) {
+  const method = ((options && options.method) || "GET").toUpperCase();
+  return method === "GET" || method === "HEAD";
 }
 
 async function api(path, options) {
-  const headers = { Accept: "application/json", ...((options && options.headers) || {}) };
-  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const headers = {
+    Accept: "application/json",
+    ...authHeaders(),
+    ...((options && options.headers) || {}),
+  };
   const response = await fetch(path, { ...options, headers });
   let body = null;
   try {
@@ -45,10 +95,43 @@ async function api(path, options) {
     );
     error.status = response.status;
     error.body = body;
+    if ((response.status === 401 || response.status === 403) && isRead(options)) {
+      // Without the token the page can show nothing: it waits (this read never settles, so no
+      // page script goes on to fail) until the token is given and the page loaded again.
+      askForToken(`${error.message}.`);
+      return new Promise(() => {});
+    }
     throw error;
   }
   return body;
 }
+
+// Links into the API (the exports) cannot carry the header: with a token, fetch the file and
+// hand it to the browser as a download.
+async function downloadWithToken(link) {
+  const response = await fetch(link.href, { headers: authHeaders() });
+  if (!response.ok) {
+    if (response.status === 401 || response.status === 403) {
+      askForToken(`${response.status}: the server refused the token.`);
+    }
+    return;
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const named = /filename="?([^";]+)"?/.exec(disposition);
+  const url = URL.createObjectURL(await response.blob());
+  const save = el("a", { href: url, download: named ? named[1] : "" });
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href^='/api/']") : null;
+  if (!link || !token()) return;
+  event.preventDefault();
+  downloadWithToken(link).catch((error) => console.error(error));
+});
 
 function query(params) {
   const search = new URLSearchParams();

@@ -85,7 +85,7 @@ function initRuns() {
       num_cpus: number("num_cpus"),
       max_bandwidth: number("max_bandwidth"),
     };
-    if (tokenInput.value) localStorage.setItem("distbench-token", tokenInput.value);
+    if (tokenInput.value) saveToken(tokenInput.value.trim());
     const button = document.getElementById("start");
     button.disabled = true;
     try {

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from distbench import __version__
+from distbench import __version__, data_lock
 from distbench.api import api_router, operations_router
 from distbench.api import errors as api_errors
 from distbench.api.encode import JSONBody
@@ -42,49 +42,65 @@ def prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
+@asynccontextmanager
+async def serving(
+    app: FastAPI, settings: Settings, backend: ClusterBackend | None
+) -> AsyncIterator[None]:
+    """The engine, orchestrator, collector and writer, for as long as the app serves."""
+    prepare_database(settings)
+    # Found again at each start, so a plugin installed since the last start shows; a
+    # broken one is logged here and listed by GET /api/benchmarks.
+    task_registry.reload()
+    engine = create_engine(settings.database_url)
+    chosen = backend if backend is not None else create_backend(settings)
+    token = settings.token.get_secret_value() if settings.token is not None else None
+    orchestrator = Orchestrator(
+        engine=engine,
+        backend=chosen,
+        server_url=settings.advertised_url,
+        server_token=token,
+        start_timeout_s=settings.start_timeout_s,
+    )
+    pod_points = app.state.observability.points_ingested.labels(kind="pod")
+    collector = Collector(
+        engine=engine,
+        backend=chosen,
+        interval_s=settings.collect_interval_s,
+        on_stored=pod_points.inc,
+    )
+    writer = PointWriter(engine)
+    writer.start()
+    app.state.engine = engine
+    app.state.run_token_grace = RunTokenGrace(engine=engine, grace_s=settings.run_token_grace_s)
+    app.state.writer = writer
+    app.state.orchestrator = orchestrator
+    app.state.collector = collector
+    orchestrator.before_cleanup = collector.sample_pods
+    orchestrator.start()
+    collector.start()
+    try:
+        yield
+    finally:
+        collector.close()
+        writer.close()
+        orchestrator.close()
+        engine.dispose()
+
+
 def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> FastAPI:
     """The server. ``backend`` replaces the one ``settings`` names (tests pass a fake)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        prepare_database(settings)
-        # Found again at each start, so a plugin installed since the last start shows; a
-        # broken one is logged here and listed by GET /api/benchmarks.
-        task_registry.reload()
-        engine = create_engine(settings.database_url)
-        chosen = backend if backend is not None else create_backend(settings)
-        token = settings.token.get_secret_value() if settings.token is not None else None
-        orchestrator = Orchestrator(
-            engine=engine,
-            backend=chosen,
-            server_url=settings.advertised_url,
-            server_token=token,
-            start_timeout_s=settings.start_timeout_s,
-        )
-        pod_points = app.state.observability.points_ingested.labels(kind="pod")
-        collector = Collector(
-            engine=engine,
-            backend=chosen,
-            interval_s=settings.collect_interval_s,
-            on_stored=pod_points.inc,
-        )
-        writer = PointWriter(engine)
-        writer.start()
-        app.state.engine = engine
-        app.state.run_token_grace = RunTokenGrace(engine=engine, grace_s=settings.run_token_grace_s)
-        app.state.writer = writer
-        app.state.orchestrator = orchestrator
-        app.state.collector = collector
-        orchestrator.before_cleanup = collector.sample_pods
-        orchestrator.start()
-        collector.start()
+        # First of all: a second server on this data directory would take the first one's
+        # workers over (their relay socket and run state live there). ``distbench serve`` holds
+        # it already; taking it again in the same process is allowed.
+        data_lock.acquire(settings.data_dir, port=settings.port)
         try:
-            yield
+            async with serving(app, settings, backend):
+                yield
         finally:
-            collector.close()
-            writer.close()
-            orchestrator.close()
-            engine.dispose()
+            data_lock.release(settings.data_dir)
 
     app = FastAPI(
         title="distbench",

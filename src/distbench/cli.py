@@ -132,6 +132,7 @@ def serve(
     """Start the server: the REST API under /api/ and the dashboard at /."""
     import uvicorn
 
+    from distbench import data_lock
     from distbench.app import create_app, prepare_database
 
     settings = build_settings(
@@ -166,6 +167,8 @@ def serve(
         # Alembic's "Context impl ..." lines would bury a refusal's one-line message.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        # Held until this process exits; a second server on the data directory stops here.
+        data_lock.acquire(settings.data_dir, port=settings.port)
         prepare_database(settings)
     except DistbenchError as exc:
         fail(exc.message)
@@ -196,11 +199,13 @@ def demo(
     """Start the server, train `digits` on two workers with live progress, print the result."""
     from rich.console import Console
 
+    from distbench import data_lock
     from distbench.demo import run_demo
 
     settings = build_settings(port=port, database_url=database_url)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     try:
+        data_lock.acquire(settings.data_dir, port=settings.port)
         code = run_demo(settings, workers=workers, keep_serving=keep_serving, console=Console())
     except DistbenchError as exc:
         fail(exc.message)

@@ -289,3 +289,50 @@ def test_a_real_digits_run_started_from_the_form_charts_its_metrics_and_pods(
     page.locator("#abort").click()
     expect(page.locator("#run-state")).to_have_text("ABORTED", timeout=30_000)
     screenshot(page, "real-run-aborted")
+
+
+PHISH = '<a href="https://evil.example/">phish</a>'
+# Every <a> on the page, HTML or SVG (Plotly draws its links as SVG <a xlink:href>), that points
+# at the phishing address.
+LINKS_TO_EVIL = """() => [...document.querySelectorAll("a")].filter(
+  (a) => a.outerHTML.includes("evil.example")).length"""
+
+
+def test_markup_in_metric_and_run_names_shows_as_text_never_as_a_link(
+    server: RunningServer, page: Page
+) -> None:
+    ids = []
+    with client(server) as http:
+        # Two runs, so the compare page shows a legend (Plotly hides it for one trace).
+        for name in (f"<b>bold</b> {PHISH}", "plain"):
+            run = start_run(http, name=name, num_workers=1)
+            wait_for_state(http, run["id"], "STARTED")
+            points = [{"run_id": run["id"], "name": PHISH, "value": v} for v in (0.1, 0.2)]
+            response = http.post("/api/metrics/batch", json=points)
+            assert response.status_code == 201, response.text
+            server.fake.finish(run["id"])
+            wait_for_state(http, run["id"], "FINISHED")
+            ids.append(run["id"])
+
+    page.goto(f"{server.url}/runs/{ids[0]}")
+    chart = page.locator("#charts .chart")
+    page.wait_for_function("document.querySelector('#charts .chart')?.data?.[0]?.x?.length === 2")
+    expect(chart.locator(".gtitle")).to_be_visible()
+    assert page.evaluate(LINKS_TO_EVIL) == 0
+    expect(chart.locator(".gtitle")).to_have_text(PHISH)
+    expect(chart.locator(".ytitle")).to_have_text(f"{PHISH} (value)")
+    expect(page.locator("#run-title")).to_have_text(f"Run {ids[0]}: <b>bold</b> {PHISH}")
+    screenshot(page, "run-markup-names")
+
+    page.goto(f"{server.url}/compare?run={ids[0]}&run={ids[1]}")
+    page.wait_for_function("document.querySelector('#overlay')?.data?.[1]?.x?.length === 2")
+    expect(page.locator("#metric")).to_have_value(PHISH)
+    expect(page.locator("#overlay .gtitle")).to_have_text(f"{PHISH} by run")
+    legend = page.locator("#overlay .legendtext")
+    expect(legend).to_have_count(2)
+    assert sorted(legend.all_text_contents()) == [
+        f"#{ids[0]} <b>bold</b> {PHISH} (1 worker)",
+        f"#{ids[1]} plain (1 worker)",
+    ]
+    assert page.evaluate(LINKS_TO_EVIL) == 0
+    screenshot(page, "compare-markup-names")

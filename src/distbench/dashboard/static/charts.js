@@ -19,6 +19,14 @@ function localStamp(iso) {
   );
 }
 
+// Plotly renders a subset of HTML in titles, legends, hover labels and text (<a href>, <b>,
+// <br>...), and metric and run names come from whoever posts them: every name reaches a chart
+// through this, so a metric named <a href="...">phish</a> shows as that text, never as a link.
+// Plotly decodes these three entities back into the characters they stand for.
+function plotText(text) {
+  return String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
 // The y axis title of a run metric, with its unit.
 function metricAxis(name) {
   if (name.endsWith("accuracy")) return `${name} (fraction, 0–1)`;

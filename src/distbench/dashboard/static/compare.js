@@ -52,16 +52,16 @@ function initCompare() {
     const byEpoch = xSelect.value === "epoch";
     const traces = chosen.map((run, i) => {
       const series = stores[i].series.get(metric);
-      const label = `#${run.id} ${run.name} (${workers(run.num_workers)})`;
+      const label = plotText(`#${run.id} ${run.name} (${workers(run.num_workers)})`);
       if (!series) return { x: [], y: [], name: label };
       const start = new Date(run.started_at || series.dates[0]).getTime();
       const x = byEpoch ? series.epochs : series.dates.map((d) => (new Date(d) - start) / 1000);
       return { x, y: series.values, name: label, mode: "lines+markers" };
     });
     plot(document.getElementById("overlay"), traces, {
-      title: { text: `${metric} by run` },
+      title: { text: plotText(`${metric} by run`) },
       xaxis: { title: { text: byEpoch ? "epoch" : "seconds since the run started (s)" } },
-      yaxis: { title: { text: metricAxis(metric) } },
+      yaxis: { title: { text: plotText(metricAxis(metric)) } },
     });
 
     const timed = chosen.filter((run) => runTime(run) !== null);

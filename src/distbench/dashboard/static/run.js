@@ -64,10 +64,11 @@ function initRun() {
       y = series.values.filter((_, i) => keep[i]);
       xaxis = { title: { text: "epoch" } };
     }
-    plot(node, [{ x, y, name, mode: x.length > 60 ? "lines" : "lines+markers" }], {
-      title: { text: name },
+    const mode = x.length > 60 ? "lines" : "lines+markers";
+    plot(node, [{ x, y, name: plotText(name), mode }], {
+      title: { text: plotText(name) },
       xaxis,
-      yaxis: { title: { text: metricAxis(name) } },
+      yaxis: { title: { text: plotText(metricAxis(name)) } },
       showlegend: false,
     });
   }

@@ -98,6 +98,13 @@ def serve(
             help="Let token holders run their own commands as workers (needs --token)",
         ),
     ] = False,
+    data_root: Annotated[
+        str | None,
+        typer.Option(
+            help="The only folder whose files runs may name in their options (data sets) "
+            "[default: DATA_DIR/datasets]"
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     backend: Annotated[
         str | None,
@@ -145,6 +152,7 @@ def serve(
         insecure=insecure or None,
         release=release,
         collect_interval_s=collect_interval,
+        data_root=data_root,
         allow_commands=allow_commands or None,
         backend=backend,
         namespace=namespace,

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     database_url: str = Field(default_factory=default_database_url)
     data_dir: Path = Field(default_factory=default_data_dir)
+    data_root: Path | None = Field(
+        default=None,
+        description="The only folder whose files a run's path options may name (data sets); "
+        "default: <data_dir>/datasets.",
+    )
     token: SecretStr | None = None
     insecure: bool = False
     release: str = Field(default="distbench", pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -196,6 +201,11 @@ class Settings(BaseSettings):
                 "DISTBENCH_WORKER_IMAGE (or serve --worker-image)"
             )
         return image
+
+    @property
+    def run_data_root(self) -> Path:
+        """Where a run's path options must lie (``benchmarks.paths``)."""
+        return self.data_root if self.data_root is not None else self.data_dir / "datasets"
 
     @property
     def advertised_url(self) -> str:

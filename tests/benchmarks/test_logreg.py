@@ -4,12 +4,14 @@ training in two worker processes, on a file and through a real server to FINISHE
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from distbench import benchmarks
+from distbench.benchmarks.libsvm import LibsvmError
 from distbench.benchmarks.logreg import load_libsvm, synthetic
 from distbench.benchmarks.logreg_options import LogregOptions
 from distbench.errors import InvalidInput
@@ -116,8 +118,8 @@ def test_zero_one_labels_and_a_held_out_share_without_validation_file(tmp_path: 
 
 
 def test_labels_that_are_not_binary_are_an_error_naming_the_file(tmp_path: Path) -> None:
-    train = write_libsvm(tmp_path / "multi.svm", [(1, {1: 1.0}), (2, {1: 2.0}), (3, {2: 1.0})])
-    with pytest.raises(ValueError, match=r"multi\.svm: labels must be -1/\+1 or 0/1.*1, 2, 3"):
+    train = write_libsvm(tmp_path / "multi.svm", [(1, {1: 1.0}), (2, {1: 2.0}), (3, {2: 7.0})])
+    with pytest.raises(ValueError, match=r"multi\.svm: labels must be -1/\+1 or 0/1.*3 distinct"):
         load_libsvm(str(train), LogregOptions(data_path=str(train)))
 
 
@@ -151,20 +153,22 @@ def test_defaults_follow_mlbench_recipe() -> None:
 def test_a_missing_data_file_is_invalid_input_naming_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "epsilon_normalized"
     with pytest.raises(InvalidInput) as caught:
-        benchmarks.resolve_options("logreg", {"data_path": str(missing)})
+        benchmarks.resolve_options("logreg", {"data_path": str(missing)}, data_root=tmp_path)
     assert str(missing) in str(caught.value)
     assert caught.value.details["errors"][0]["field"] == "options.data_path"
 
     train = write_libsvm(tmp_path / "train.svm", separable_rows(10, seed=0))
     with pytest.raises(InvalidInput, match=r"options\.validation_path: .*no such file"):
         benchmarks.resolve_options(
-            "logreg", {"data_path": str(train), "validation_path": str(missing)}
+            "logreg",
+            {"data_path": str(train), "validation_path": str(missing)},
+            data_root=tmp_path,
         )
     with pytest.raises(InvalidInput, match="validation_path needs data_path"):
-        benchmarks.resolve_options("logreg", {"validation_path": str(train)})
+        benchmarks.resolve_options("logreg", {"validation_path": str(train)}, data_root=tmp_path)
     # A directory is not a LIBSVM file either.
     with pytest.raises(InvalidInput, match="no such file"):
-        benchmarks.resolve_options("logreg", {"data_path": str(tmp_path)})
+        benchmarks.resolve_options("logreg", {"data_path": str(tmp_path)}, data_root=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -183,8 +187,8 @@ def test_bad_options_are_invalid_input(options: dict[str, object], field: str) -
         benchmarks.resolve_options("logreg", options)
 
 
-def test_a_run_on_a_missing_file_is_a_400_naming_it(server: RunningServer, tmp_path: Path) -> None:
-    missing = str(tmp_path / "nowhere.svm")
+def test_a_run_on_a_missing_file_is_a_400_naming_it(server: RunningServer) -> None:
+    missing = str(server.settings.run_data_root / "nowhere.svm")
     body = {
         "name": "x",
         "num_workers": 2,
@@ -253,3 +257,47 @@ def test_logreg_run_trains_to_finished_through_a_real_server(local_servers: Loca
         losses = [float(p["value"]) for p in series["train_loss"]]
         assert losses == sorted(losses, reverse=True), losses  # full-batch-like: it goes down
         assert "time_to_accuracy_s" not in series  # an accuracy of 1.0 is not reached
+
+
+# -- files that are not LIBSVM --------------------------------------------------------------------
+SECRET = "root:$6$s3cr3t-hash-do-not-echo:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (f"{SECRET}\n", "line 1: expected a number (the label) first"),
+        ("1 1:0.5\n\n-1 2:0.5 secret-token\n", "line 3, item 3: expected INDEX:VALUE"),
+        ("1 1:0.5\n-1 2:s3cr3t\n", "line 2, item 2: expected a number after the ':'"),
+        ("1 1:0.5\n-1 s3cr3t:1\n", "line 2, item 2: expected a whole-number feature index"),
+    ],
+)
+def test_a_file_that_is_not_libsvm_is_described_by_line_never_quoted(
+    tmp_path: Path, content: str, where: str
+) -> None:
+    path = tmp_path / "bad.svm"
+    path.write_text(content)
+    with pytest.raises(LibsvmError) as caught:
+        load_libsvm(str(path), LogregOptions(data_path=str(path)))
+    message = str(caught.value)
+    assert message == f"{path}: not a LIBSVM-format file: {where}"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+@sqlite_only
+def test_a_run_on_a_secret_file_fails_without_its_content_in_logs_or_errors(
+    local_servers: LocalServers,
+) -> None:
+    server = local_servers.start()
+    root = server.settings.run_data_root
+    root.mkdir(parents=True)
+    (root / "shadow").write_text(f"{SECRET}\nnobody:*:19000:0:99999:7:::\n")
+    with server.client() as http:
+        run = post_run(http, benchmark="logreg", options={"data_path": "shadow"}, num_workers=1)
+        ended = wait_for_state(http, run["id"], "FAILED", timeout_s=120)
+        logs = http.get(f"/api/runs/{run['id']}/logs").json()["logs"]
+    shown = json.dumps(ended) + json.dumps(logs)
+    assert "line 1: expected a number (the label) first" in shown, dump(ended)
+    for fragment in ("s3cr3t", "do-not-echo", "nobody:*"):
+        assert fragment not in shown

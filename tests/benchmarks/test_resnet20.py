@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,19 +12,7 @@ from distbench.benchmarks import cifar10
 from distbench.benchmarks.resnet20 import ResNet20, augment, learning_rate
 from distbench.benchmarks.resnet20_options import Resnet20Options
 from tests.backends.local_helpers import LocalServers, post_run, wait_for
-
-IMAGES_PER_BATCH = 16
-
-
-def write_tiny_cifar10(root: Path) -> Path:
-    folder = root / cifar10.FOLDER
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in (*cifar10.TRAIN_BATCHES, cifar10.TEST_BATCH):
-        labels = [int(v) for v in rng.integers(0, 10, IMAGES_PER_BATCH)]
-        images = rng.integers(0, 256, (IMAGES_PER_BATCH, 3, 32, 32), dtype=np.uint8)
-        cifar10.write_batch(folder / name, images, labels)
-    return folder
+from tests.benchmarks.cifar_files import IMAGES_PER_BATCH, crafted_batches, write_tiny_cifar10
 
 
 def test_resnet20_has_the_papers_size_and_shape() -> None:
@@ -78,15 +65,15 @@ def _ended(http, run_id: int) -> dict:  # type: ignore[no-untyped-def]
     return wait_for(check, what=f"run {run_id} to end", timeout_s=120)
 
 
-def test_two_workers_train_on_a_cifar10_folder(local_servers: LocalServers, tmp_path: Path) -> None:
-    write_tiny_cifar10(tmp_path / "cifar")
+def test_two_workers_train_on_a_cifar10_folder(local_servers: LocalServers) -> None:
     server = local_servers.start()
+    write_tiny_cifar10(server.settings.run_data_root / "cifar")
     with server.client() as http:
         run = post_run(
             http,
             benchmark="resnet20-cifar10",
             options={
-                "data_dir": str(tmp_path / "cifar"),
+                "data_dir": "cifar",  # relative paths are taken from the data root
                 "download": False,
                 "max_epochs": 2,
                 "batch_size": 8,
@@ -106,15 +93,16 @@ def test_two_workers_train_on_a_cifar10_folder(local_servers: LocalServers, tmp_
     assert result["target_reached"] is False  # 80 % is not reached in two tiny epochs
 
 
-def test_a_missing_data_set_fails_the_run_saying_where(
-    local_servers: LocalServers, tmp_path: Path
-) -> None:
+def test_a_missing_data_set_fails_the_run_saying_where(local_servers: LocalServers) -> None:
     server = local_servers.start()
     with server.client() as http:
         run = post_run(
             http,
             benchmark="resnet20-cifar10",
-            options={"data_dir": str(tmp_path / "nothing"), "download": False},
+            options={"data_dir": "nothing", "download": False},
+        )
+        assert run["options"]["data_dir"] == str(
+            server.settings.run_data_root.resolve() / "nothing"
         )
         ended = _ended(http, run["id"])
     assert ended["state"] == "FAILED"
@@ -142,3 +130,24 @@ def test_synthetic_data_runs_for_throughput(local_servers: LocalServers) -> None
             params={"metric_type": "run", "metric_filter": "samples_per_s"},
         ).json()
     assert float(series["samples_per_s"][0]["value"]) > 0
+
+
+def test_a_crafted_batch_fails_the_run_and_runs_nothing(
+    local_servers: LocalServers, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    server = local_servers.start()
+    folder = write_tiny_cifar10(server.settings.run_data_root / "cifar")
+    (folder / "data_batch_2").write_bytes(crafted_batches(marker)["os.system"])
+    with server.client() as http:
+        run = post_run(
+            http,
+            benchmark="resnet20-cifar10",
+            options={"data_dir": "cifar", "download": False, "max_epochs": 1},
+            num_workers=1,
+        )
+        ended = _ended(http, run["id"])
+    assert ended["state"] == "FAILED"
+    tails = "\n".join(ended["job_metadata"]["worker_log_tails"].values())
+    assert "data_batch_2 is not a CIFAR-10 batch" in tails
+    assert not marker.exists()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from distbench import benchmarks
 from distbench.api.body import body_doc, read_payload, validate_model
 from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody
@@ -86,16 +87,24 @@ async def start_run(
             "working_dir applies to custom commands only: send command too, or leave it out",
             details={"errors": [{"field": "working_dir", "message": "needs command"}]},
         )
+    benchmark = spec.benchmark or (COMMAND_BENCHMARK if spec.command else DEFAULT_BENCHMARK)
+    options = dict(spec.options)
+    if spec.command is None:
+        # Here, where the server's settings are: a path option outside the data root is a 400
+        # before anything is stored or started (benchmarks.paths says why).
+        options = await run_in_threadpool(
+            benchmarks.resolve_options, benchmark, options, data_root=settings.run_data_root
+        )
     new = NewRun(
         name=spec.name,
         num_workers=spec.num_workers,
         num_cpus=spec.num_cpus,
         max_bandwidth=spec.max_bandwidth,
-        benchmark=spec.benchmark or (COMMAND_BENCHMARK if spec.command else DEFAULT_BENCHMARK),
+        benchmark=benchmark,
         command=spec.command,
         working_dir=spec.working_dir,
         backend=spec.backend or ("nccl" if spec.gpu else "gloo"),
-        options=dict(spec.options),
+        options=options,
         time_limit_s=spec.time_limit_s,
         start_timeout_s=spec.start_timeout_s,
         gpu=spec.gpu,

@@ -47,6 +47,7 @@ class Rendezvous:
     server_socket: str | None
     run_token: str | None
     status_dir: str
+    data_root: str | None = None  # where the task's path options must lie (checked again)
 
 
 def worker_env(
@@ -75,6 +76,8 @@ def worker_env(
     }
     if run.command is None:
         env["DISTBENCH_BENCHMARK"] = run.benchmark
+        if meeting.data_root is not None:
+            env["DISTBENCH_DATA_ROOT"] = meeting.data_root
     if meeting.server_socket is not None:
         env["DISTBENCH_SERVER_SOCKET"] = meeting.server_socket
     if run.gpu:

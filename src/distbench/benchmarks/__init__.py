@@ -4,11 +4,13 @@ run's choice before it starts."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
+from distbench.benchmarks.paths import DataDir, DataFile, confine
 from distbench.benchmarks.registry import COMMAND_BENCHMARK, Broken, Registered, current, reload
 from distbench.errors import InvalidInput
 
@@ -16,6 +18,8 @@ __all__ = [
     "COMMAND_BENCHMARK",
     "BenchmarkSpec",
     "Broken",
+    "DataDir",
+    "DataFile",
     "Registered",
     "TaskContext",
     "TaskOptions",
@@ -23,6 +27,7 @@ __all__ = [
     "get",
     "reload",
     "resolve_options",
+    "validated_options",
 ]
 
 DEFAULT_BENCHMARK = "digits"
@@ -49,11 +54,21 @@ def get(name: str) -> BenchmarkSpec:
     )
 
 
-def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's options with defaults filled in, or ``InvalidInput`` naming each bad one."""
-    spec = get(name)
+def resolve_options(
+    name: str, options: Mapping[str, Any], *, data_root: Path | None = None
+) -> dict[str, Any]:
+    """The task's options with defaults filled in and path options resolved under
+    ``data_root``, or ``InvalidInput`` naming each bad one. ``data_root`` None leaves paths
+    unchecked: only for options that were checked against the root already."""
+    return validated_options(get(name), options, data_root=data_root).model_dump(mode="json")
+
+
+def validated_options(
+    spec: BenchmarkSpec, options: Mapping[str, Any], *, data_root: Path | None
+) -> TaskOptions:
+    """What ``resolve_options`` checks, as the task's options object (what a worker runs)."""
     try:
-        return spec.options.model_validate(dict(options)).model_dump(mode="json")
+        validated = spec.options.model_validate(dict(options))
     except ValidationError as exc:
         problems = [
             {
@@ -64,5 +79,14 @@ def resolve_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         ]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         raise InvalidInput(
-            f"invalid options for benchmark {name!r}: {summary}", details={"errors": problems}
+            f"invalid options for benchmark {spec.name!r}: {summary}",
+            details={"errors": problems},
         ) from exc
+    if data_root is None:
+        return validated
+    try:
+        return confine(validated, data_root=data_root)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"invalid options for benchmark {spec.name!r}: {exc.message}", details=exc.details
+        ) from None

@@ -1,5 +1,10 @@
 """CIFAR-10 as its authors ship it (``cifar-10-batches-py``: pickled batches of 10,000 images),
 read without torchvision; downloaded once into a data directory where the machine has internet.
+
+The batches are pickles, and a pickle can name any callable to run while it loads. They are read
+with an unpickler that admits only what the real files hold (dicts, byte strings, lists, ints and
+numpy uint8 arrays, whose rebuilding names exactly ``_reconstruct``, ``ndarray`` and ``dtype``), so
+a crafted file in a data folder is refused instead of running code as the server's user.
 """
 
 from __future__ import annotations
@@ -27,13 +32,75 @@ class DatasetMissing(FileNotFoundError):
     pass
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+class DatasetInvalid(ValueError):
+    """A file where a CIFAR-10 batch should be is not one (or is a crafted pickle)."""
+
+
+# ``ndarray.__reduce__`` names numpy's private rebuilder (``numpy.core.multiarray._reconstruct``
+# in the real files, written by numpy 1; ``numpy._core.multiarray`` since numpy 2).
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class Refused(pickle.UnpicklingError):
+    """The unpickler's own refusal: its message quotes nothing of the file."""
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Refuses every global but the three numpy names an array of a real batch needs."""
+
+    def find_class(self, module: str, name: str) -> object:
+        allowed = ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            # The names come from the file: not echoed, as nothing of a file's content is.
+            raise Refused("it names a callable that CIFAR-10 batches never hold")
+        return allowed
+
+    def persistent_load(self, pid: object) -> object:
+        raise Refused("it holds a persistent reference")
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) of one batch file, or ``DatasetInvalid``."""
     with path.open("rb") as handle:
-        # The format itself is a pickle; only files from the dataset's own archive are read.
-        batch = pickle.load(handle, encoding="bytes")  # noqa: S301
-    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    return images, labels
+        try:
+            batch = BatchUnpickler(handle, encoding="bytes").load()
+        except Refused as exc:
+            raise DatasetInvalid(
+                f"{path} is not a CIFAR-10 batch: {exc}; use the files of {URL}"
+            ) from None
+        except Exception as exc:  # a malformed pickle raises many kinds
+            # Not chained, nor its message shown: pickle's messages can quote the file (an
+            # invalid load key is one of its bytes).
+            raise DatasetInvalid(
+                f"{path} is not a CIFAR-10 batch (unreadable as one: {type(exc).__name__}); "
+                f"use the files of {URL}"
+            ) from None
+    return _checked(path, batch)
+
+
+def _checked(path: Path, batch: object) -> tuple[np.ndarray, np.ndarray]:
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    labels = batch.get(b"labels") if isinstance(batch, dict) else None
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == 3 * 32 * 32
+        and isinstance(labels, list)
+        and len(labels) == data.shape[0]
+        and all(type(label) is int and 0 <= label < 10 for label in labels)
+    ):
+        raise DatasetInvalid(
+            f"{path} is not a CIFAR-10 batch: it needs b'data' (N x 3072 uint8) and b'labels' "
+            f"(N ints 0-9); use the files of {URL}"
+        )
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
 def download(root: Path) -> Path:
@@ -72,10 +139,10 @@ def locate(root: Path, *, allow_download: bool) -> Path:
 
 def load(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Train images and labels, then test images and labels; images normalised float32."""
-    parts = [_read_batch(folder / name) for name in TRAIN_BATCHES]
+    parts = [read_batch(folder / name) for name in TRAIN_BATCHES]
     train_x = np.concatenate([images for images, _ in parts])
     train_y = np.concatenate([labels for _, labels in parts])
-    test_x, test_y = _read_batch(folder / TEST_BATCH)
+    test_x, test_y = read_batch(folder / TEST_BATCH)
     return (
         normalise(train_x),
         torch.from_numpy(train_y),
@@ -100,7 +167,11 @@ def synthetic(samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def write_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
-    """Write a batch in CIFAR-10's own format (tests use it to build a tiny data set)."""
+    """Write a batch in CIFAR-10's own format (tests use it to build a tiny data set).
+
+    Protocol 4 rebuilds the array with the same three numpy names as the real files do
+    (protocol 2 from Python 3 would add ``_codecs.encode`` for each byte string, protocol 5
+    ``_frombuffer``); byte strings are byte strings, as the real files' are when read."""
     batch = {
         b"batch_label": path.name.encode(),
         b"labels": list(labels),
@@ -108,4 +179,4 @@ def write_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
         b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
     }
     with path.open("wb") as handle:
-        pickle.dump(batch, handle)
+        pickle.dump(batch, handle, protocol=4)

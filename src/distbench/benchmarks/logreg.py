@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.datasets import load_svmlight_files
 from torch import nn
 from torch.nn import functional
 
 from distbench.benchmarks.base import TaskContext
 from distbench.benchmarks.collectives import share_weights, synchronous_step
 from distbench.benchmarks.epochs import EpochCounts, check_target, close_epoch, task_result
+from distbench.benchmarks.libsvm import LibsvmError, load_files
 from distbench.benchmarks.logreg_options import LogregOptions
 
 Dataset = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -42,8 +42,11 @@ def _binary_labels(raw: np.ndarray[Any, Any], path: str) -> torch.Tensor:
         return torch.tensor(raw > 0, dtype=torch.float32)
     if values <= {0.0, 1.0}:
         return torch.tensor(raw, dtype=torch.float32)
-    shown = ", ".join(f"{v:g}" for v in sorted(values)[:5])
-    raise ValueError(f"{path}: labels must be -1/+1 or 0/1 for binary classification, not {shown}")
+    # The values themselves are not shown: nothing a file holds reaches the run's logs.
+    raise LibsvmError(
+        f"{path}: labels must be -1/+1 or 0/1 for binary classification; the file has "
+        f"{len(values)} distinct labels"
+    )
 
 
 def _held_out(features: torch.Tensor, labels: torch.Tensor, options: LogregOptions) -> Dataset:
@@ -59,7 +62,7 @@ def load_libsvm(data_path: str, options: LogregOptions) -> Dataset:
     if options.validation_path is not None:
         paths.append(options.validation_path)
     # One call so both files get the same number of features (the widest file's).
-    loaded = load_svmlight_files(paths, dtype=np.float32)
+    loaded = load_files(paths)
     matrices, targets = loaded[0::2], loaded[1::2]
     tensors = [torch.from_numpy(m.toarray()) for m in matrices]
     labels = [_binary_labels(t, p) for t, p in zip(targets, paths, strict=True)]

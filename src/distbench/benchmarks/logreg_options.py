@@ -1,20 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
-
-
-def _existing_file(path: str | None) -> str | None:
-    # Checked where the options are validated: at POST time on the server (the local backend's
-    # workers read the same file system), and again in each worker before it loads anything.
-    if path is None:
-        return None
-    if not Path(path).is_file():
-        raise ValueError(f"no such file: {path!r} (a LIBSVM-format file the workers can read)")
-    return path
+from distbench.benchmarks.paths import DataFile
 
 
 class LogregOptions(TaskOptions):
@@ -47,16 +36,19 @@ class LogregOptions(TaskOptions):
         le=1,
         description="Validation accuracy that ends the run (on epsilon, MLBench used 0.89).",
     )
-    data_path: str | None = Field(
+    # Existence is checked with the data root (``paths.confine``), so that a path outside it
+    # gets the same answer whether or not the file exists.
+    data_path: DataFile | None = Field(
         default=None,
         min_length=1,
-        description="LIBSVM-format training file (labels -1/+1 or 0/1); synthetic data if unset.",
+        description="LIBSVM-format training file (labels -1/+1 or 0/1) under the server's data "
+        "root (relative paths are taken from it); synthetic data if unset.",
     )
-    validation_path: str | None = Field(
+    validation_path: DataFile | None = Field(
         default=None,
         min_length=1,
-        description="LIBSVM-format validation file; without it, validation_fraction of the "
-        "training data is held out.",
+        description="LIBSVM-format validation file under the data root; without it, "
+        "validation_fraction of the training data is held out.",
     )
     validation_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share held out when there is no validation file."
@@ -69,11 +61,6 @@ class LogregOptions(TaskOptions):
     report_every_steps: int = Field(
         default=10, ge=1, description="Report rank 0's batch loss every this many steps."
     )
-
-    @field_validator("data_path", "validation_path")
-    @classmethod
-    def _file_exists(cls, path: str | None) -> str | None:
-        return _existing_file(path)
 
     @model_validator(mode="after")
     def _validation_needs_training_file(self) -> LogregOptions:

@@ -103,7 +103,8 @@ def _data(
         train_x, train_y = cifar10.synthetic(options.synthetic_samples, options.seed)
         val_x, val_y = cifar10.synthetic(max(10, options.synthetic_samples // 5), options.seed + 1)
         return train_x, train_y, val_x, val_y
-    root = Path(options.data_dir).expanduser()
+    # Resolved under the data root before the run started (``paths.confine``).
+    root = Path(options.data_dir)
     return cifar10.load(cifar10.locate(root, allow_download=options.download))
 
 

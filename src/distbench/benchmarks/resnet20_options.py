@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from distbench.benchmarks.base import BenchmarkSpec, TaskOptions
+from distbench.benchmarks.paths import DataDir
 
 
 class Resnet20Options(TaskOptions):
@@ -14,9 +15,10 @@ class Resnet20Options(TaskOptions):
     dataset: Literal["cifar10", "synthetic"] = Field(
         default="cifar10", description="cifar10 (read or downloaded) or synthetic (throughput)."
     )
-    data_dir: str = Field(
-        default="~/.cache/distbench/cifar10",
-        description="Where CIFAR-10 is, or is downloaded to (cifar-10-batches-py/ inside).",
+    data_dir: DataDir = Field(
+        default="cifar10",
+        description="Where CIFAR-10 is, or is downloaded to (cifar-10-batches-py/ inside): a "
+        "folder under the server's data root (relative paths are taken from it).",
     )
     download: bool = Field(default=True, description="Download CIFAR-10 when it is missing.")
     synthetic_samples: int = Field(default=5_120, ge=10, le=1_000_000)

@@ -33,6 +33,8 @@ class WorkerEnv:
     num_cpus: float | None = None
     status_dir: Path | None = None
     device: str = "cpu"
+    # Set by the server: a task's path options must lie under it (checked again here).
+    data_root: Path | None = None
 
 
 def _int(env: Mapping[str, str], key: str, problems: list[str], *, minimum: int) -> int:
@@ -98,6 +100,7 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
     if device not in ("cpu", "cuda"):
         raise WorkerEnvError(f"DISTBENCH_DEVICE={device!r} must be cpu or cuda")
     status_dir = env.get("DISTBENCH_STATUS_DIR")
+    data_root = env.get("DISTBENCH_DATA_ROOT")
     return WorkerEnv(
         rank=rank,
         world_size=world_size,
@@ -115,4 +118,5 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
         num_cpus=num_cpus,
         status_dir=Path(status_dir) if status_dir else None,
         device=device,
+        data_root=Path(data_root) if data_root else None,
     )

@@ -140,7 +140,8 @@ def _run(env: WorkerEnv, status: StatusFiles, reporter: Reporter) -> int:
     from distbench.benchmarks.base import TaskContext
 
     spec = benchmarks.get(env.benchmark)
-    options = spec.options.model_validate(dict(env.options))
+    # Paths again, in case the options did not come through a server that checked them.
+    options = benchmarks.validated_options(spec, env.options, data_root=env.data_root)
     join_process_group(env)
     try:
         status.ready()

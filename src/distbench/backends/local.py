@@ -118,20 +118,16 @@ class LocalBackend:
         state = RunState(run_id=run.id, job_id=run.job_id, directory=str(directory))
         net = None
         if self.namespaces_problem is None:
-            net = network.plan_net(tag, run.num_workers, run.max_bandwidth)
+            net = network.create(tag, run.num_workers, run.max_bandwidth)
         state.net = net_as_dict(net)
+        state.save()
         with self._lock:
             self._runs[run.id] = state
-        # Written ahead (see local_state): the network is on record before any of it exists.
-        state.save()
         try:
-            if net is not None:
-                network.build(net)
             limits = self._start_workers(run, state, net, server_url, run_token)
         except Exception:
             self.stop(run, grace_s=0)
             raise
-        state.launched = True
         state.save()
         applied: dict[str, object] = {
             "cpu_method": limits[0].method,

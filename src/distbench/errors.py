@@ -13,6 +13,9 @@ class DistbenchError(Exception):
     """Base of every error the API reports. ``code`` is stable; ``message`` is for people."""
 
     code: ClassVar[str] = "internal_error"
+    # Seconds a client should wait before trying again (the Retry-After header); None: retrying
+    # will not help.
+    retry_after_s: ClassVar[int | None] = None
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -67,7 +70,11 @@ class SchemaOutOfDate(DistbenchError):
 
 
 class DatabaseUnavailable(DistbenchError):
+    """The database is read-only, unreachable or failing: the operator's to fix, the client's
+    to retry."""
+
     code = "database_unavailable"
+    retry_after_s = 5
 
 
 class MethodNotAllowed(DistbenchError):

@@ -79,3 +79,23 @@ def run_series(http: httpx.Client, run_id: int, **params: Any) -> dict[str, Any]
 def error_code(response: httpx.Response) -> str:
     code: str = response.json()["error"]["code"]
     return code
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, mentions: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``response`` is the error ``status`` in the one shape, and its message names ``mentions``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == JSON_TYPE
+    assert "Accept" in response.headers.get("vary", "")
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert sorted(error) == ["code", "details", "message"], body
+    assert error["code"] == code, body
+    assert isinstance(error["message"], str), body
+    assert error["message"].strip(), body
+    assert isinstance(error["details"], dict), body
+    for word in mentions:
+        assert word.lower() in error["message"].lower(), (word, error["message"])
+    return dict(error)

@@ -21,8 +21,8 @@ from distbench.settings import Settings
 from distbench.store import schema
 from distbench.store.engine import create_engine
 from tests.api.helpers import (
-    JSON_TYPE,
     active_run,
+    assert_error,
     client,
     get_run,
     run_series,
@@ -106,29 +106,6 @@ def world(
 def http(world: World) -> Iterator[httpx.Client]:
     with client(world.server) as http:
         yield http
-
-
-# -- the one shape -----------------------------------------------------------------------------
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, mentions: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """``response`` is the error ``status`` in the one shape, and its message names ``mentions``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == JSON_TYPE
-    assert "Accept" in response.headers.get("vary", "")
-    body = response.json()
-    assert list(body) == ["error"], body
-    error = body["error"]
-    assert sorted(error) == ["code", "details", "message"], body
-    assert error["code"] == code, body
-    assert isinstance(error["message"], str), body
-    assert error["message"].strip(), body
-    assert isinstance(error["details"], dict), body
-    for word in mentions:
-        assert word.lower() in error["message"].lower(), (word, error["message"])
-    return dict(error)
 
 
 # -- the walk ----------------------------------------------------------------------------------

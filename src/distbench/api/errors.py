@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -13,7 +14,8 @@ from starlette.requests import ClientDisconnect
 
 from distbench.api.body import invalid_input
 from distbench.api.encode import JSONBody
-from distbench.errors import DistbenchError, error_body
+from distbench.errors import DatabaseUnavailable, DistbenchError, error_body
+from distbench.store.faults import unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,25 @@ _CODE_BY_STATUS = {
 
 def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DistbenchError)
-    return JSONBody(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return JSONBody(
+        error_body(exc.code, exc.message, exc.details),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def _database_error(request: Request, exc: Exception) -> Response:
+    reason = unavailable_reason(exc)
+    if reason is None:
+        return _unexpected(request, exc)  # a bad statement: our bug, a 500
+    # The driver's own words name files and hosts: they go to the log, not to the client.
+    log.warning("database %s on %s %s: %s", reason, request.method, request.url.path, exc)
+    unavailable = DatabaseUnavailable(
+        f"the database is {reason}: retry later (the server log has the details)",
+        details={"database": reason},
+    )
+    return _domain_error(request, unavailable)
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:
@@ -72,4 +92,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(sa.exc.SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

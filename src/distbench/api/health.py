@@ -14,6 +14,7 @@ from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
 from distbench.api.schemas import Health
 from distbench.errors import DatabaseUnavailable
+from distbench.store.faults import probe, unavailable_reason
 
 router = APIRouter(tags=["operations"])
 prometheus_router = APIRouter(tags=["operations"])
@@ -28,14 +29,14 @@ log = logging.getLogger(__name__)
     responses=errors(503),
 )
 def health(engine: EngineDep, backend: BackendDep) -> Response:
-    """Liveness and readiness: 200 when the database answers, 503 when it does not."""
+    """Liveness and readiness: 200 when the database can be read and written, 503 (with what
+    is wrong: ``unreachable``, ``read-only``, ``failing``, ``busy``) when it cannot."""
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        probe(engine)
         database = "ok"
     except sa.exc.SQLAlchemyError as exc:
-        log.warning("health check: database unreachable: %s", exc)
-        database = "unreachable"
+        database = unavailable_reason(exc) or "failing"
+        log.warning("health check: database %s: %s", database, exc)
     body = {
         "status": "ok" if database == "ok" else "degraded",
         "database": database,
@@ -44,9 +45,7 @@ def health(engine: EngineDep, backend: BackendDep) -> Response:
     }
     if database != "ok":
         # Still the one error shape; the health facts ride along in ``details``.
-        raise DatabaseUnavailable(
-            "the database cannot be reached; see the server log", details=body
-        )
+        raise DatabaseUnavailable(f"the database is {database}; see the server log", details=body)
     return JSONBody(body)
 
 

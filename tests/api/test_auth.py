@@ -188,7 +188,7 @@ def test_malformed_run_token_is_403(guarded: RunningServer, presented: bytes) ->
         response = http.post(
             "/api/metrics",
             json=point(1),
-            headers={"Authorization": b"Bearer " + presented},
+            headers={b"Authorization": b"Bearer " + presented},
         )
 
     assert response.status_code == 403

@@ -1,5 +1,7 @@
-"""The worker's metric reporter: batches reach a real server; a failing server gets retries, then
-the points are counted as failed and logged, never dropped silently; ``report`` never blocks."""
+"""The worker's metric reporter: batches reach a real server; a failing server gets retries for
+as long as the worker lives, and what is finally not delivered is counted and logged, never
+dropped silently; ``report`` never blocks. (Delivery across a server's absence: see
+test_reporter_delivery.py.)"""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from distbench.worker.backlog import Backlog
 from distbench.worker.env import read_env
 from distbench.worker.reporter import BatchReporter, NullReporter, http_client
 from distbench.worker.runtime import make_reporter
@@ -122,44 +125,44 @@ def scripted() -> Iterator[ScriptedServer]:
         thread.join(timeout=10)
 
 
-def test_failing_server_is_retried_then_points_counted_failed(
+def test_a_failing_server_is_retried_until_close_gives_up(
     scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     sleeps: list[float] = []
     reporter = BatchReporter(
         run_id=1,
         http=httpx.Client(base_url=scripted.url, timeout=10),
-        attempts=4,
         backoff_s=0.5,
+        max_backoff_s=4.0,
         sleep=sleeps.append,
     )
     for step in range(10):
         reporter.report("loss", float(step))
+    # No fixed number of tries: the sender keeps at it for as long as the worker runs.
     wait_for(
-        lambda: sum(len(json.loads(body)) for body in scripted.received) >= 10 * 4,
-        what="every point to be tried four times",
+        lambda: sum(len(json.loads(body)) for body in scripted.received) >= 10 * 8,
+        what="every point to be tried eight times",
     )
     with caplog.at_level(logging.WARNING, logger="distbench.worker.reporter"):
-        reporter.close()
+        reporter.close(timeout_s=0.2)
 
-    assert (reporter.sent, reporter.failed, reporter.dropped) == (0, 10, 0)
-    # Each batch was sent `attempts` times, backing off between tries.
+    assert (reporter.reported, reporter.sent, reporter.failed, reporter.dropped) == (10, 0, 10, 0)
     batches = [json.loads(body) for body in scripted.received]
-    assert all(batches.count(batch) == 4 for batch in batches)
-    assert sleeps[:3] == [0.5, 1.0, 2.0]
-    assert "metrics not delivered: 10 failed after 4 attempts" in caplog.text
+    assert all(batch == batches[0] for batch in batches)
+    # Backing off between tries, up to a cap.
+    assert sleeps[:6] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert "metrics not all delivered: 10 reported, 0 delivered, 10 not delivered" in caplog.text
 
 
 def test_unreachable_server_counts_points_failed() -> None:
     reporter = BatchReporter(
         run_id=1,
         http=httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=5),
-        attempts=3,
         sleep=lambda _s: None,
     )
     for step in range(5):
         reporter.report("loss", float(step))
-    reporter.close()
+    reporter.close(timeout_s=0.5)
     assert (reporter.sent, reporter.failed) == (0, 5)
 
 
@@ -167,20 +170,20 @@ def test_points_the_server_refuses_are_not_resent(run_id: tuple[RunningServer, i
     server, rid = run_id
     http, transport = counting_client(server.url)
     # A run that does not exist: 404, which no retry can fix.
-    reporter = BatchReporter(run_id=rid + 1000, http=http, attempts=5, sleep=lambda _s: None)
+    reporter = BatchReporter(run_id=rid + 1000, http=http, sleep=lambda _s: None)
     reporter.report("loss", 1.0)
     reporter.close()
-    assert (reporter.sent, reporter.failed) == (0, 1)
+    assert (reporter.sent, reporter.refused, reporter.failed) == (0, 1, 0)
     assert len(transport.bodies) == 1
 
 
-def test_report_never_blocks_and_a_full_queue_is_counted(scripted: ScriptedServer) -> None:
+def test_report_never_blocks_and_a_full_backlog_is_counted(scripted: ScriptedServer) -> None:
     scripted.status = 201
     scripted.hold = threading.Event()
     reporter = BatchReporter(
         run_id=1,
         http=httpx.Client(base_url=scripted.url, timeout=30),
-        max_queue=10,
+        backlog=Backlog(spool_path=None, memory_points=10, spool_points=0),
         flush_interval_s=0.05,
     )
     reporter.report("loss", 0.0)
@@ -195,11 +198,12 @@ def test_report_never_blocks_and_a_full_queue_is_counted(scripted: ScriptedServe
 
     threading.Thread(target=report_many, daemon=True).start()
     assert done.wait(timeout=10), "report() blocked while the server was not answering"
-    assert reporter.dropped == 15
+    # The point in the post stays in the backlog until the server has it: 9 more fit.
+    assert reporter.dropped == 16
 
     scripted.hold.set()
     reporter.close()
-    assert (reporter.sent, reporter.failed, reporter.dropped) == (11, 0, 15)
+    assert (reporter.reported, reporter.sent, reporter.failed, reporter.dropped) == (26, 10, 0, 16)
 
 
 def test_points_in_flight_at_close_are_counted_failed(
@@ -219,7 +223,7 @@ def test_points_in_flight_at_close_are_counted_failed(
         reporter.close(timeout_s=0.2)  # the worker is exiting; the server still has not answered
     assert reporter.sent + reporter.failed == 5, (reporter.sent, reporter.failed)
     assert reporter.failed == 5
-    assert "metrics not delivered: 5 failed" in caplog.text
+    assert "5 not delivered" in caplog.text
     scripted.hold.set()
 
 

@@ -4,11 +4,15 @@ so that a misconfigured worker says precisely what is wrong and exits, instead o
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# A run that ends while its server restarts still delivers every metric point.
+DEFAULT_METRICS_FLUSH_S = 300.0
 
 
 class WorkerEnvError(ValueError):
@@ -33,6 +37,8 @@ class WorkerEnv:
     num_cpus: float | None = None
     status_dir: Path | None = None
     device: str = "cpu"
+    # How long a worker waits at its end for the server to take its last metrics.
+    metrics_flush_s: float = DEFAULT_METRICS_FLUSH_S
     # Set by the server: a task's path options must lie under it (checked again here).
     data_root: Path | None = None
 
@@ -89,6 +95,15 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
             num_cpus = float(env["DISTBENCH_NUM_CPUS"])
         except ValueError:
             problems.append(f"DISTBENCH_NUM_CPUS={env['DISTBENCH_NUM_CPUS']!r} is not a number")
+    metrics_flush_s = DEFAULT_METRICS_FLUSH_S
+    raw_flush = env.get("DISTBENCH_METRICS_FLUSH_S", "")
+    if raw_flush:
+        try:
+            metrics_flush_s = float(raw_flush)
+        except ValueError:
+            metrics_flush_s = math.nan
+        if not 0 <= metrics_flush_s < math.inf:  # (NaN fails every comparison)
+            problems.append(f"DISTBENCH_METRICS_FLUSH_S={raw_flush!r} is not seconds >= 0")
     server_url = env.get("DISTBENCH_SERVER_URL") or None
     if server_url is not None and not server_url.startswith(("http://", "https://")):
         problems.append(f"DISTBENCH_SERVER_URL={server_url!r} is not an http(s) URL")
@@ -118,5 +133,6 @@ def read_env(environ: Mapping[str, str] | None = None) -> WorkerEnv:
         num_cpus=num_cpus,
         status_dir=Path(status_dir) if status_dir else None,
         device=device,
+        metrics_flush_s=metrics_flush_s,
         data_root=Path(data_root) if data_root else None,
     )

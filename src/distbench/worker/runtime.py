@@ -7,15 +7,14 @@ import datetime as dt
 import json
 import logging
 import math
-import resource
-import signal
 import sys
 import traceback
-from pathlib import Path
-from types import FrameType
 
+from distbench.worker.backlog import Backlog
 from distbench.worker.env import WorkerEnv, WorkerEnvError, read_env
 from distbench.worker.reporter import BatchReporter, NullReporter, Reporter, http_client
+from distbench.worker.shutdown import StopGuard
+from distbench.worker.status import StatusFiles as StatusFiles
 
 log = logging.getLogger("distbench.worker")
 
@@ -24,48 +23,18 @@ log = logging.getLogger("distbench.worker")
 PROCESS_GROUP_TIMEOUT = dt.timedelta(minutes=5)
 
 
-class StatusFiles:
-    """``<pod>.ready`` once the process group is joined; ``<pod>.exit`` holding the exit code."""
-
-    def __init__(self, directory: Path | None, pod_name: str) -> None:
-        self.directory = directory
-        self.pod_name = pod_name
-
-    def _write(self, suffix: str, text: str) -> None:
-        if self.directory is None:
-            return
-        path = self.directory / f"{self.pod_name}.{suffix}"
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_text(text)
-        temporary.replace(path)
-
-    def ready(self) -> None:
-        self._write("ready", "1\n")
-
-    def exited(self, code: int) -> None:
-        # The process's own CPU account first: once it is gone nobody else can read it.
-        own, children = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
-        usage = {
-            "user_s": own.ru_utime + children.ru_utime,
-            "system_s": own.ru_stime + children.ru_stime,
-        }
-        self._write("usage", json.dumps(usage) + "\n")
-        self._write("exit", f"{code}\n")
-
-
-def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    # Turn SIGTERM into an exception so ``finally`` blocks flush metrics and write the status.
-    raise SystemExit(128 + signal.SIGTERM)
-
-
 def make_reporter(env: WorkerEnv) -> Reporter:
     if env.server_url is None or env.run_id is None:
         return NullReporter()
     http = http_client(server_url=env.server_url, server_socket=env.server_socket, token=env.token)
-    return BatchReporter(run_id=env.run_id, http=http)
+    # Points the server cannot take yet wait beside the worker's log (bounded: see Backlog).
+    spool = env.status_dir / f"{env.pod_name}.metrics.jsonl" if env.status_dir else None
+    return BatchReporter(
+        run_id=env.run_id,
+        http=http,
+        backlog=Backlog(spool_path=spool),
+        flush_timeout_s=env.metrics_flush_s,
+    )
 
 
 def main() -> int:
@@ -80,18 +49,29 @@ def main() -> int:
         print(f"distbench worker: bad environment: {exc}", file=sys.stderr)
         return 2
     status = StatusFiles(env.status_dir, env.pod_name)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    guard = StopGuard(status)
     code = 1
     reporter: Reporter = NullReporter()
     try:
-        code = _run(env, status, reporter := make_reporter(env))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
+        try:
+            guard.install()
+            reporter = make_reporter(env)
+            if isinstance(reporter, BatchReporter):
+                guard.on_term(reporter.cut_short)
+            code = _run(env, status, reporter)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        # From here on a SIGTERM only cuts the metric flush short (see StopGuard).
+        guard.finishing(code)
         reporter.close()
+    except BaseException:
+        # (A SIGTERM just as the task ended, or the flush failing: the status still follows.)
+        traceback.print_exc()
+    finally:
+        # On every way out: without it the backend takes the worker for killed (SIGKILL).
         status.exited(code)
     return code
 

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING
 from distbench.ports import free_port
 from distbench.worker.env import WorkerEnv, read_env
 from distbench.worker.reporter import BatchReporter, Reporter
-from distbench.worker.runtime import StatusFiles, join_process_group, make_reporter, on_sigterm
+from distbench.worker.runtime import join_process_group, make_reporter
+from distbench.worker.shutdown import StopGuard
+from distbench.worker.status import StatusFiles
 from distbench.worker.timing import Timers
 
 if TYPE_CHECKING:
@@ -176,20 +178,23 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _stop_guard() -> Iterator[StopGuard | None]:
     """SIGTERM (how distbench and torchrun stop workers) becomes ``SystemExit``, so the session
-    still flushes its metrics; only where the script has not handled SIGTERM itself."""
+    still flushes its metrics, and ends the process within a grace even when the main thread
+    is stuck in a collective (see ``StopGuard``); only where the script has not handled
+    SIGTERM itself. The exit file is the launcher's to write (the command wrapper's)."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
-        yield
+        yield None
         return
-    signal.signal(signal.SIGTERM, on_sigterm)
+    guard = StopGuard()
+    guard.install()
     try:
-        yield
+        yield guard
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        guard.uninstall()
 
 
 @contextmanager
@@ -206,16 +211,20 @@ def init(environ: Mapping[str, str] | None = None) -> Iterator[Session]:
     The time-to-accuracy clock starts when the session is handed over.
 
     On exit: a barrier when the block ended normally (no rank leaves while others still use
-    the group), the process group destroyed, queued metrics sent (waiting at most 30 s).
+    the group), the process group destroyed, waiting metrics sent (waiting for the server at
+    most ``DISTBENCH_METRICS_FLUSH_S``, default 300 s; after SIGTERM, a few seconds).
     """
     env = read_env(_environ(environ))
     import torch.distributed as dist  # after the check: a bad environment fails fast
 
-    with _sigterm_raises():
+    with _stop_guard() as guard:
         reporter = make_reporter(env)
-        if isinstance(reporter, BatchReporter) and not logging.getLogger("httpx").level:
-            # One log line per metric post would drown the script's own output.
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+        if isinstance(reporter, BatchReporter):
+            if guard is not None:
+                guard.on_term(reporter.cut_short)
+            if not logging.getLogger("httpx").level:
+                # One log line per metric post would drown the script's own output.
+                logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
             join_process_group(env)
             try:
@@ -225,4 +234,6 @@ def init(environ: Mapping[str, str] | None = None) -> Iterator[Session]:
             finally:
                 dist.destroy_process_group()
         finally:
+            if guard is not None:
+                guard.finishing()
             reporter.close()

@@ -277,6 +277,14 @@ METRIC_POST = [
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     ),
     post(
+        "multipart name \\xff",
+        400,
+        MALFORMED,
+        ("name", "UTF-8"),
+        data={"run_id": "1", "value": "0.5"},
+        files={"name": (None, b"\xff")},
+    ),
+    post(
         "form value Arabic 12", 400, INVALID, "value", data={**FORM_POINT, "value": "\u0661\u0662"}
     ),
     post(
@@ -375,6 +383,14 @@ RUN_POST = [
     start("benchmark empty", 400, INVALID, "benchmark", json={**RUN, "benchmark": ""}),
     start("options a list", 400, INVALID, "options", json={**RUN, "options": []}),
     start("form num_workers=0", 400, INVALID, "num_workers", data={**FORM_RUN, "num_workers": "0"}),
+    start(
+        "multipart name \\xff",
+        400,
+        MALFORMED,
+        ("name", "UTF-8"),
+        data={"num_workers": "1"},
+        files={"name": (None, b"\xff")},
+    ),
     start(
         "form num_workers Arabic 1",
         400,

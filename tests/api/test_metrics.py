@@ -94,6 +94,15 @@ def test_post_form_as_mlbench_client_sent_it(http: httpx.Client, run_id: int) ->
     assert response.json() == {**form, "run_id": run_id, "cumulative": False}
 
 
+def test_post_multipart_form_reads_utf8_fields(http: httpx.Client, run_id: int) -> None:
+    form = {"run_id": str(run_id), "name": "précision@1", "value": "0.5", "date": at(2)}
+
+    response = http.post("/api/metrics", data=form, files={"ignored": ("f.txt", b"\xff")})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "précision@1"
+
+
 def test_date_defaults_to_now(http: httpx.Client, run_id: int) -> None:
     saved = post_point(http, run_id=run_id, name="loss", value=1)
 

@@ -3,12 +3,14 @@ and validated into a schema, every failure a 4xx in the one error shape."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from distbench.api.schemas import NO_NUL
 from distbench.errors import BodyTooLarge, InvalidInput, MalformedBody
@@ -56,10 +58,7 @@ async def read_payload(request: Request, limit_bytes: int) -> Any:
             ) from exc
         return dict(pairs)
     if content_type == "multipart/form-data":
-        # Starlette's parser reads the body we already hold instead of the spent stream.
-        request._body = body
-        form = await request.form()
-        return {key: value for key, value in form.items() if isinstance(value, str) and value}
+        return await _multipart_fields(request, body)
     if not body.strip():
         raise MalformedBody(
             "request body is empty: send a JSON object with Content-Type: application/json"
@@ -72,6 +71,40 @@ async def read_payload(request: Request, limit_bytes: int) -> Any:
             "Content-Type: application/json, or a form with "
             "Content-Type: application/x-www-form-urlencoded",
         ) from exc
+
+
+class _StrictMultiPartParser(MultiPartParser):
+    """Starlette's parser decodes a field that is not valid in the form's charset (UTF-8 unless
+    the request names another) as Latin-1, so b"\\xff" was stored as "ÿ": this one refuses it."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except (UnicodeDecodeError, LookupError):
+                raise MultiPartException(
+                    f"form field {part.field_name!r} is not {self._charset or 'UTF-8'}: encode "
+                    "the fields as UTF-8"
+                ) from None
+        super().on_part_end()
+
+
+async def _multipart_fields(request: Request, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart form (files are ignored), from the body already read."""
+
+    async def chunks() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = _StrictMultiPartParser(request.headers, chunks())
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise MalformedBody(f"multipart form cannot be read: {exc.message}") from exc
+    try:
+        return {key: value for key, value in form.items() if isinstance(value, str) and value}
+    finally:
+        await form.close()
 
 
 def validate(adapter: TypeAdapter[T], payload: Any) -> T:

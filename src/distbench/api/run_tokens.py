@@ -57,9 +57,10 @@ class RunTokenGrace:
             except NotFound:
                 self._seen[run_id] = _Seen(None, "", self.clock())
                 return
-        self._seen[run_id] = _Seen(
-            None if run.is_active else run.finished_at, run.state, self.clock()
-        )
+        # An ended run without an end date (a row from before they were recorded) counts as
+        # ended when it was created, rather than never.
+        ended_at = None if run.is_active else (run.finished_at or run.created_at)
+        self._seen[run_id] = _Seen(ended_at, run.state, self.clock())
 
     def check(self, run_id: int) -> None:
         """Forbidden once the run ended more than ``grace_s`` ago."""

@@ -190,6 +190,25 @@ def test_bandwidth_cap_the_backend_cannot_enforce_is_400(
     assert uncapped.status_code == 200
 
 
+def test_bandwidth_caps_tc_can_set_are_accepted_and_smaller_ones_refused(
+    http: httpx.Client, server: RunningServer
+) -> None:
+    """1 kbit/s, tc's smallest whole rate, starts; 0.0001 Mbit/s (0.1 kbit/s) used to start
+    too and then fail in tc."""
+    too_small = http.post(
+        "/api/runs/", json={"name": "tiny", "num_workers": 1, "max_bandwidth": 0.0001}
+    )
+
+    assert too_small.status_code == 400
+    assert "0.001" in too_small.json()["error"]["message"]
+    assert server.fake.launched == []
+    smallest = http.post(
+        "/api/runs/", json={"name": "1 kbit", "num_workers": 1, "max_bandwidth": 0.001}
+    )
+    assert smallest.status_code == 200, smallest.text
+    assert smallest.json()["max_bandwidth"] == 0.001
+
+
 def test_form_encoded_post(http: httpx.Client) -> None:
     form = {"name": "from a form", "num_workers": "2", "num_cpus": "0.5", "max_bandwidth": "100"}
 

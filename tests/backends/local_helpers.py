@@ -208,6 +208,19 @@ def local_servers(migrated_database_url: str, tmp_path: Path) -> Iterator[LocalS
         servers.close()
 
 
+@pytest.fixture
+def sqlite_local_servers(tmp_path: Path) -> Iterator[LocalServers]:
+    """``local_servers`` on a SQLite file only, for tests of the backend that restart servers
+    many times and do not depend on the database."""
+    servers = LocalServers(
+        database_url=f"sqlite:///{tmp_path / 'distbench.db'}", data_dir=tmp_path / "data"
+    )
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
 # -- runs ---------------------------------------------------------------------------------------
 def abort_active_runs(http: httpx.Client) -> None:
     """Abort every active run, as a test's teardown does before stopping its servers."""
@@ -246,7 +259,7 @@ def run_state_file(data_dir: Path, job_id: str) -> RunState:
 def worker_pids(data_dir: Path, job_id: str) -> dict[int, int]:
     """Rank -> pid of the run's workers, as the backend recorded them (none yet: empty)."""
     state = RunState.load(data_dir / "runs" / job_id)
-    return {} if state is None else {w.rank: w.pid for w in state.workers}
+    return {} if state is None else {w.rank: w.pid for w in state.workers if w.pid is not None}
 
 
 def is_running(pid: int) -> bool:
@@ -288,7 +301,7 @@ def link_names() -> set[str]:
 def leftovers(data_dir: Path, job_id: str) -> list[str]:
     """What of the run still exists: worker processes, namespaces, veths, bridge, cgroups."""
     state = run_state_file(data_dir, job_id)
-    found = [f"process {w.pid} (rank {w.rank})" for w in state.workers if is_running(w.pid)]
+    found = [f"process {pid}" for pid in run_processes(data_dir, job_id)]
     if not state.cleaned:
         found.append("state.json not marked cleaned")
     namespaces = netns_names()
@@ -303,6 +316,25 @@ def leftovers(data_dir: Path, job_id: str) -> list[str]:
     if state.net is not None and state.net["bridge"] in links:
         found.append(f"bridge {state.net['bridge']}")
     return found
+
+
+def run_processes(data_dir: Path, job_id: str) -> list[int]:
+    """Live processes of the run, recorded or not: its workers' pids, what is in its cgroups,
+    and every process writing to a log in the run's directory (a worker and its children)."""
+    directory = str((data_dir / "runs" / job_id).resolve())
+    state = RunState.load(data_dir / "runs" / job_id)
+    pids = set()
+    if state is not None:
+        pids |= {w.pid for w in state.workers if w.pid is not None}
+        for worker in state.workers:
+            with contextlib.suppress(OSError):
+                procs = Path(worker.cgroup or "/nonexistent") / "cgroup.procs"
+                pids |= {int(pid) for pid in procs.read_text().split()}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if os.readlink(entry / "fd" / "1").startswith(directory + "/"):
+                pids.add(int(entry.name))
+    return sorted(pid for pid in pids if is_running(pid))
 
 
 def assert_cleaned_up(data_dir: Path, job_id: str, *, namespaced: bool = IS_ROOT) -> None:

@@ -118,16 +118,20 @@ class LocalBackend:
         state = RunState(run_id=run.id, job_id=run.job_id, directory=str(directory))
         net = None
         if self.namespaces_problem is None:
-            net = network.create(tag, run.num_workers, run.max_bandwidth)
+            net = network.plan_net(tag, run.num_workers, run.max_bandwidth)
         state.net = net_as_dict(net)
-        state.save()
         with self._lock:
             self._runs[run.id] = state
+        # Written ahead (see local_state): the network is on record before any of it exists.
+        state.save()
         try:
+            if net is not None:
+                network.build(net)
             limits = self._start_workers(run, state, net, server_url, run_token)
         except Exception:
             self.stop(run, grace_s=0)
             raise
+        state.launched = True
         state.save()
         applied: dict[str, object] = {
             "cpu_method": limits[0].method,
@@ -148,6 +152,13 @@ class LocalBackend:
 
     def status(self, run: RunRecord) -> RunStatus:
         state = self._state(run)
+        if state is not None and not state.launched:
+            if state.cleaned:
+                return RunStatus(
+                    state="gone",
+                    reason="a server stopped while creating its workers, which were removed",
+                )
+            return RunStatus(state="starting", reason="creating workers")
         if state is None or not state.workers:
             return RunStatus(state="gone", reason="no workers were recorded for this run")
         exit_codes = {w.pod_name: self._exit_code(w, Path(state.directory)) for w in state.workers}
@@ -209,7 +220,7 @@ class LocalBackend:
         state = self._state(run)
         if state is None:
             return
-        alive = [p for w in state.workers if (p := _process(w)) is not None]
+        alive = _processes_of(state)
         # A cleaned run can still have workers: ones created after an earlier stop (a run
         # that timed out while its workers were being created).
         if state.cleaned and not alive:
@@ -236,7 +247,7 @@ class LocalBackend:
             state = RunState.load(directory)
             if state is None or state.cleaned:
                 continue
-            if state.job_id in active_jobs:
+            if state.job_id in active_jobs and state.launched:
                 with self._lock:
                     self._runs[state.run_id] = state
                 if state.net is not None:
@@ -244,13 +255,22 @@ class LocalBackend:
                     # went away with the old server: without a new one they are all lost.
                     self._ensure_relay(self.settings.advertised_url)
                 continue
-            log.info("run %s: cleaning up what an earlier server left", state.run_id)
+            if state.launched:
+                log.info("run %s: cleaning up what an earlier server left", state.run_id)
+            else:
+                # Half-created (the server was killed while creating it): it cannot be adopted,
+                # and state.json records everything that may exist of it.
+                log.warning(
+                    "run %s: an earlier server stopped while creating its workers; removing "
+                    "what it created",
+                    state.run_id,
+                )
             with self._lock:
                 self._runs[state.run_id] = state
-            for worker in state.workers:
-                process = _process(worker)
-                if process is not None:
-                    _signal_group(process.pid, signal.SIGKILL)
+            stragglers = _processes_of(state)
+            for process in stragglers:
+                _signal_group(process.pid, signal.SIGKILL)
+            psutil.wait_procs(stragglers, timeout=5)
             self._clean(state)
 
     def close(self) -> None:
@@ -288,20 +308,33 @@ class LocalBackend:
         limits = []
         for rank in range(run.num_workers):
             pod_name = f"{self.settings.release}-worker-{run.id}-{rank}"
-            limit = self.cpu.create(
-                f"{self.settings.release}-{run.job_id}-{rank}", run.num_cpus, rank
+            group = f"{self.settings.release}-{run.job_id}-{rank}"
+            worker_net = net.workers[rank] if net is not None else None
+            # On record before its cgroup and its process exist (see local_state).
+            worker = WorkerState(
+                pod_name=pod_name,
+                rank=rank,
+                pid=None,
+                create_time=None,
+                ip=worker_net.ip if worker_net is not None else "127.0.0.1",
+                log_path=str(Path(state.directory) / f"{pod_name}.log"),
+                cgroup=self.cpu.cgroup_for(group),
+                namespace=worker_net.namespace if worker_net is not None else None,
+                host_veth=worker_net.host_veth if worker_net is not None else None,
             )
+            state.workers.append(worker)
+            state.save()
+            limit = self.cpu.create(group, run.num_cpus, rank)
             limits.append(limit)
             env = worker_env(run, rank, pod_name, meeting, namespaced=net is not None)
             if run.command is not None:
                 env["PATH"] = command_path(python, env.get("PATH", os.defpath))
-            worker_net = net.workers[rank] if net is not None else None
             launch = WorkerLaunch(
                 pod_name=pod_name,
                 argv=worker_argv(run, python),
                 env=env,
                 cwd=run.working_dir or state.directory,
-                log_path=Path(state.directory) / f"{pod_name}.log",
+                log_path=Path(worker.log_path),
                 exit_file=Path(state.directory) / f"{pod_name}.exit",
                 limit=limit,
                 net=worker_net,
@@ -312,19 +345,8 @@ class LocalBackend:
                 popen = start_cold(launch)
                 self._procs[pod_name] = popen
                 pid = popen.pid
-            state.workers.append(
-                WorkerState(
-                    pod_name=pod_name,
-                    rank=rank,
-                    pid=pid,
-                    create_time=psutil.Process(pid).create_time(),
-                    ip=worker_net.ip if worker_net is not None else "127.0.0.1",
-                    log_path=str(launch.log_path),
-                    cgroup=limit.cgroup,
-                    namespace=worker_net.namespace if worker_net is not None else None,
-                    host_veth=worker_net.host_veth if worker_net is not None else None,
-                )
-            )
+            worker.pid, worker.create_time = pid, _create_time(pid)
+            state.save()
         return limits
 
     def _ensure_relay(self, server_url: str) -> Path:
@@ -359,6 +381,8 @@ class LocalBackend:
         return None
 
     def _exit_code(self, worker: WorkerState, directory: Path) -> int | None:
+        if worker.pid is None:
+            return None  # recorded, not forked yet
         popen = self._procs.get(worker.pod_name)
         if popen is not None:
             code = popen.poll()
@@ -425,6 +449,7 @@ class LocalBackend:
             state.save()
 
 
+PROC = Path("/proc")
 NVIDIA_PROC_GPUS = Path("/proc/driver/nvidia/gpus")
 DEVICE_DIR = Path("/dev")
 
@@ -479,8 +504,18 @@ def _process_counters(worker: WorkerState) -> dict[str, float]:
     }
 
 
+def _create_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        # Exited already: its exit file tells what happened; no later process matches this.
+        return time.time()
+
+
 def _process(worker: WorkerState) -> psutil.Process | None:
     """The worker's process if it is still the same one (pids are reused) and not a zombie."""
+    if worker.pid is None or worker.create_time is None:
+        return None
     try:
         process = psutil.Process(worker.pid)
         if abs(process.create_time() - worker.create_time) > 1.0:
@@ -492,9 +527,36 @@ def _process(worker: WorkerState) -> psutil.Process | None:
         return None
 
 
+def _processes_of(state: RunState) -> list[psutil.Process]:
+    """The run's live processes: its recorded workers, and every process whose standard output
+    is one of their logs. That finds a worker forked but not yet recorded when its server was
+    killed (a cgroup finds it too, where there are cgroups), and what a worker started in a
+    session of its own."""
+    found = {p.pid: p for w in state.workers if (p := _process(w)) is not None}
+    logs = {w.log_path for w in state.workers}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in found:
+            continue
+        try:
+            if os.readlink(entry / "fd" / "1") not in logs:
+                continue
+            process = psutil.Process(int(entry.name))
+            if process.status() != psutil.STATUS_ZOMBIE:
+                found[process.pid] = process
+        except (OSError, psutil.Error):
+            continue
+    return list(found.values())
+
+
 def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    """``pid``'s process group (a worker leads its own), or ``pid`` alone if it leads none."""
+    try:
         os.killpg(pid, signum)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+    except PermissionError:
+        pass
 
 
 def read_text(path: Path) -> str:

@@ -1,9 +1,16 @@
 """What the local backend remembers of a run on disk (``<data_dir>/runs/<job_id>/state.json``),
-so a restarted server can adopt the run's workers or clean up after them."""
+so a restarted server can adopt the run's workers or clean up after them.
+
+Written ahead: each resource (the run's network, a worker's cgroup, a worker) is recorded before
+it is created, and the file is replaced atomically and synced, so a server killed at any moment
+of a launch leaves a record of everything there may be to remove. A worker is recorded without
+a pid before it is forked; one forked but not yet recorded is found by its cgroup and its log.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +22,9 @@ from distbench.backends.limits.network import RunNet, WorkerNet
 class WorkerState:
     pod_name: str
     rank: int
-    pid: int
-    create_time: float
+    # None until the worker is forked (it is recorded before, with its cgroup and namespace).
+    pid: int | None
+    create_time: float | None
     ip: str
     log_path: str
     cgroup: str | None = None
@@ -32,6 +40,8 @@ class RunState:
     workers: list[WorkerState] = field(default_factory=list)
     net: dict[str, Any] | None = None
     cleaned: bool = False
+    # True once every worker is started; a run a server left unlaunched cannot be adopted.
+    launched: bool = False
 
     @property
     def path(self) -> Path:
@@ -49,9 +59,19 @@ class RunState:
         )
 
     def save(self) -> None:
+        """Replace state.json atomically, synced: what it records is on disk before the caller
+        goes on to create it."""
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=1))
+        with temporary.open("w") as handle:
+            handle.write(json.dumps(asdict(self), indent=1))
+            handle.flush()
+            os.fsync(handle.fileno())
         temporary.replace(self.path)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     @classmethod
     def load(cls, directory: Path) -> RunState | None:
@@ -60,6 +80,8 @@ class RunState:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         raw["workers"] = [WorkerState(**worker) for worker in raw["workers"]]
+        # Written before ``launched`` existed: such files were only saved once launched.
+        raw.setdefault("launched", True)
         return cls(**raw)
 
 

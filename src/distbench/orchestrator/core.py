@@ -260,6 +260,7 @@ class Orchestrator:
         elif status.state == "gone":
             why = (
                 "the server restarted and the run's workers were gone"
+                + (f": {status.reason}" if status.reason else "")
                 if restarted
                 else (f"the run's workers disappeared ({status.reason})")
             )

@@ -7,9 +7,12 @@ affinity, and torch's thread count follows ``num_cpus`` in every case.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,14 +92,22 @@ class CpuLimiter:
                 details={"num_cpus": num_cpus, "method": self.method},
             )
 
-    def create(self, name: str, num_cpus: float, rank: int) -> CpuLimit:
+    def cgroup_for(self, name: str) -> str | None:
+        """The cgroup ``create(name, ...)`` makes, if this method uses cgroups: recorded before
+        it exists, so a server killed while creating it leaves the path to remove."""
         if self.method == "cpu_affinity" or self.parent is None:
+            return None
+        return str(self.parent / name)
+
+    def create(self, name: str, num_cpus: float, rank: int) -> CpuLimit:
+        cgroup = self.cgroup_for(name)
+        if cgroup is None:
             count = min(self.cpu_count, max(1, math.ceil(num_cpus)))
             # Spread ranks over the machine's cores so two workers do not share one core.
             first = (rank * count) % self.cpu_count
             cpus = tuple(sorted({(first + i) % self.cpu_count for i in range(count)}))
             return CpuLimit(method="cpu_affinity", cores=num_cpus, cpu_list=cpus)
-        group = self.parent / name
+        group = Path(cgroup)
         group.mkdir(exist_ok=True)
         quota_us = max(1000, round(num_cpus * PERIOD_US))
         if self.method == "cgroup_v2_cpu_max":
@@ -119,15 +130,35 @@ def wrap_command(limit: CpuLimit, command: list[str]) -> list[str]:
     return command
 
 
-def remove(limit_cgroup: str | None) -> None:
-    """Remove a worker's cgroup (its processes must have exited)."""
+def members(limit_cgroup: str | None) -> list[int]:
+    """The pids in a worker's cgroup: the worker and everything it started, including a worker
+    forked but not yet recorded by a server that was killed meanwhile."""
+    if limit_cgroup is None:
+        return []
+    try:
+        text = (Path(limit_cgroup) / "cgroup.procs").read_text()
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
+
+
+def remove(limit_cgroup: str | None, *, timeout_s: float = 5.0) -> None:
+    """Kill whatever is still in a worker's cgroup, then remove it. A process that tries to
+    join it afterwards (a worker forked just before) finds no cgroup and exits."""
     if limit_cgroup is None:
         return
-    try:
-        Path(limit_cgroup).rmdir()
-    except FileNotFoundError:
-        pass
-    except OSError:
-        # Still has a process (a straggler being killed); moving on leaves an empty cgroup
-        # behind at worst, removed at the next server start.
-        pass
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for pid in members(limit_cgroup):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            Path(limit_cgroup).rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            # EBUSY: killed processes leave the cgroup when they are reaped, a moment later.
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)

@@ -100,10 +100,11 @@ def _pick_subnet() -> ipaddress.IPv4Network:
     return random.choice(candidates)  # noqa: S311 -- spreads concurrent servers, not security
 
 
-def create(tag: str, num_workers: int, rate_mbit: float | None) -> RunNet:
-    """Bridge, namespaces, veths, addresses and shaping for one run. ``tag`` (6 hex digits)
-    makes every name unique; on failure everything created so far is removed."""
-    bridge = f"dbb{tag}"
+def plan_net(tag: str, num_workers: int, rate_mbit: float | None) -> RunNet:
+    """The names and addresses of one run's network, created by nothing yet: the backend
+    records them before ``build`` creates them, so a server killed half-way through leaves a
+    record of everything there may be to remove. ``tag`` (6 hex digits) makes every name
+    unique."""
     subnet = _pick_subnet()
     hosts = list(subnet.hosts())
     workers = tuple(
@@ -114,18 +115,23 @@ def create(tag: str, num_workers: int, rate_mbit: float | None) -> RunNet:
         )
         for rank in range(num_workers)
     )
-    plan = RunNet(bridge=bridge, subnet=str(subnet), workers=workers, rate_mbit=rate_mbit)
+    return RunNet(bridge=f"dbb{tag}", subnet=str(subnet), workers=workers, rate_mbit=rate_mbit)
+
+
+def build(plan: RunNet) -> None:
+    """Bridge, namespaces, veths, addresses and shaping as ``plan`` says; on failure everything
+    created so far is removed."""
+    subnet = ipaddress.IPv4Network(plan.subnet)
     try:
-        run(["ip", "link", "add", bridge, "type", "bridge"])
+        run(["ip", "link", "add", plan.bridge, "type", "bridge"])
         # The alias records the run's subnet on the bridge, so other servers avoid it.
-        run(["ip", "link", "set", "dev", bridge, "alias", str(subnet)])
-        run(["ip", "link", "set", bridge, "up"])
-        for worker in workers:
+        run(["ip", "link", "set", "dev", plan.bridge, "alias", str(subnet)])
+        run(["ip", "link", "set", plan.bridge, "up"])
+        for worker in plan.workers:
             _create_worker(plan, worker, subnet.prefixlen)
     except CommandFailed as exc:
         destroy(plan)
         raise LimitUnsupported(f"could not create the run's network: {exc}") from exc
-    return plan
 
 
 def _create_worker(plan: RunNet, worker: WorkerNet, prefix: int) -> None:

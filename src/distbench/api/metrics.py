@@ -92,7 +92,7 @@ def _spec(
     "GET",
     "/metrics/",
     response_model=dict[str, dict[str, list[PodPoint]]],
-    responses=errors(400),
+    responses=errors(400, 503),
 )
 def all_pod_metrics(
     conn: ConnDep,
@@ -112,7 +112,7 @@ def all_pod_metrics(
     "/metrics/{pod_name_or_run_id}/",
     response_model=dict[str, list[RunPoint]] | dict[str, list[PodPoint]],
     responses={
-        **errors(400, 404),
+        **errors(400, 404, 503),
         200: {
             "description": "Series by metric name; run points also carry cumulative and "
             "metadata. With format=csv or zip, a file download.",
@@ -216,7 +216,7 @@ def _count_ingested(request: Request, points: list[MetricPoint]) -> None:
     "/metrics",
     status_code=201,
     response_model=MetricPublic,
-    responses=errors(400, 401, 403, 404, 413),
+    responses=errors(400, 401, 403, 404, 413, 503),
     openapi_extra=body_doc(
         {"$ref": "#/components/schemas/MetricCreate"},
         description="One point; exactly one of pod_name and run_id.",
@@ -247,7 +247,7 @@ async def post_metric(request: Request, caller: WriterDep, settings: SettingsDep
     "/metrics/batch",
     status_code=201,
     response_model=BatchStored,
-    responses=errors(400, 401, 403, 404, 413),
+    responses=errors(400, 401, 403, 404, 413, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

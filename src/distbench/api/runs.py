@@ -51,13 +51,13 @@ def run_public(run: RunRecord) -> dict[str, Any]:
     }
 
 
-@route(router, "GET", "/runs/", response_model=list[RunPublic])
+@route(router, "GET", "/runs/", response_model=list[RunPublic], responses=errors(503))
 def list_runs(conn: ConnDep) -> Response:
     """All runs (active, failed, finished), newest first."""
     return JSONBody([run_public(run) for run in run_store.list_runs(conn=conn)])
 
 
-@route(router, "GET", "/runs/{run_id}/", response_model=RunPublic, responses=errors(400, 404))
+@route(router, "GET", "/runs/{run_id}/", response_model=RunPublic, responses=errors(400, 404, 503))
 def get_run(conn: ConnDep, run_id: RunId) -> Response:
     """One run by id."""
     return JSONBody(run_public(run_store.get_run(conn=conn, run_id=run_id)))
@@ -68,7 +68,7 @@ def get_run(conn: ConnDep, run_id: RunId) -> Response:
     "POST",
     "/runs/",
     response_model=RunPublic,
-    responses=errors(400, 401, 403, 409, 413),
+    responses=errors(400, 401, 403, 409, 413, 503),
     openapi_extra=body_doc(
         {"$ref": "#/components/schemas/RunCreate"}, description="The run to start."
     ),
@@ -144,7 +144,7 @@ def check_command_allowed(spec: RunCreate, settings: Settings) -> None:
     "DELETE",
     "/runs/{run_id}/",
     response_model=RunPublic,
-    responses=errors(400, 401, 403, 404),
+    responses=errors(400, 401, 403, 404, 503),
 )
 async def abort_run(run_id: RunId, caller: WriterDep, orchestrator: OrchestratorDep) -> Response:
     """Abort a run: its workers are stopped, its state becomes ABORTED, its data is kept.
@@ -155,7 +155,9 @@ async def abort_run(run_id: RunId, caller: WriterDep, orchestrator: Orchestrator
     return JSONBody(run_public(run))
 
 
-@route(router, "GET", "/runs/{run_id}/logs", response_model=RunLogs, responses=errors(400, 404))
+@route(
+    router, "GET", "/runs/{run_id}/logs", response_model=RunLogs, responses=errors(400, 404, 503)
+)
 def run_logs(
     conn: ConnDep,
     orchestrator: OrchestratorDep,

@@ -73,10 +73,26 @@ class Orchestrator:
         self._monitor.start()
 
     def close(self) -> None:
+        """A graceful stop (SIGTERM, Ctrl+C) leaves active runs running, each as it is: their
+        workers live on without the server, and a server restarted on the same database and
+        data directory adopts them. Launches under way are finished first, so what a restart
+        finds is a run it can adopt, never a half-created one."""
         self._stop.set()
         if self._monitor is not None:
             self._monitor.join(timeout=10)
         self._launches.shutdown(wait=True, cancel_futures=False)
+        try:
+            with self.engine.connect() as conn:
+                active = run_store.active_runs(conn=conn)
+        except Exception:
+            log.exception("could not list the active runs at shutdown")
+            active = []
+        for run in active:
+            log.warning(
+                "run %s (%s) keeps running; a restart adopts it (abort it to end it)",
+                run.id,
+                run.state,
+            )
         self.backend.close()
 
     # -- requests ----------------------------------------------------------------------------

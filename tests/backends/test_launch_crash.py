@@ -24,7 +24,8 @@ from tests.backends.local_helpers import (
 )
 from tests.conftest import free_port
 
-WORKERS = 4
+# Enough that forking them takes a while after the first two: the kill lands mid-launch.
+WORKERS = 8
 
 # Moments of the launch to kill the server at, read off state.json as it is written. (Killed
 # once launched, the run is adopted: tests/orchestrator/test_lifecycle.py.)
@@ -50,8 +51,9 @@ def kill_when(server: LocalServer, state_dir: Path, reached: Callable[[RunState]
         state = RunState.load(state_dir)
         if state is not None and reached(state):
             server.kill()
+            assert not state.launched, "the launch finished before the kill"
             forked = sum(w.pid is not None for w in state.workers)
-            return f"{len(state.workers)} recorded, {forked} forked, launched={state.launched}"
+            return f"{len(state.workers)} recorded, {forked} forked"
         time.sleep(0.005)
     raise AssertionError("the launch never got there")
 

@@ -225,7 +225,7 @@ class LocalBackend:
         # that timed out while its workers were being created).
         if state.cleaned and not alive:
             return
-        for process in alive:
+        for process in _one_per_group(alive):
             _signal_group(process.pid, signal.SIGTERM)
         _, still_alive = psutil.wait_procs(alive, timeout=max(grace_s, 0.0))
         for process in still_alive:
@@ -546,6 +546,21 @@ def _processes_of(state: RunState) -> list[psutil.Process]:
         except (OSError, psutil.Error):
             continue
     return list(found.values())
+
+
+def _one_per_group(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """``processes`` less those in the group another of them leads: signalling that group
+    reaches them, and a second SIGTERM could cut a graceful exit short."""
+    leaders = {process.pid for process in processes}
+    chosen = []
+    for process in processes:
+        try:
+            group = os.getpgid(process.pid)
+        except ProcessLookupError:
+            continue
+        if group == process.pid or group not in leaders:
+            chosen.append(process)
+    return chosen
 
 
 def _signal_group(pid: int, signum: int) -> None:

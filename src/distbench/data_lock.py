@@ -23,7 +23,7 @@ LOCK_NAME = "server.lock"
 
 
 class DataDirInUse(DistbenchError):
-    """Another server holds the data directory."""
+    """Another server holds the data directory (or it cannot be locked at all)."""
 
 
 @dataclass
@@ -41,16 +41,19 @@ _guard = threading.Lock()
 def acquire(data_dir: Path, *, port: int) -> Path:
     """Take the data directory's lock, or raise ``DataDirInUse`` naming the server holding it.
     Returns the lock file's path."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = (data_dir / LOCK_NAME).resolve()
     with _guard:
         held = _held.get(path)
         if held is not None:
             held.count += 1
             return path
-        # Not inherited by the workers this process starts: a worker outliving the server must
-        # not keep its restart out.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            # Not inherited by the workers this process starts: a worker outliving the server
+            # must not keep its restart out.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DataDirInUse(f"cannot lock the data directory {data_dir}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

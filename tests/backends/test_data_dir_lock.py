@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
+from distbench import data_lock
 from tests.backends.local_helpers import LocalServer, LocalServers
 from tests.conftest import free_port
 from tests.test_cli import assert_one_line_refusal, command
@@ -87,3 +89,31 @@ def test_a_killed_servers_lock_does_not_keep_its_restart_out(local_servers: Loca
     first.kill()
     second = local_servers.start_cli(port=first.settings.port)
     assert_first_still_serves(second)
+
+
+def lock_from_another_process(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys; from pathlib import Path; from distbench import data_lock\n"
+        "try:\n"
+        f"    data_lock.acquire(Path({str(data_dir)!r}), port=1)\n"
+        "except data_lock.DataDirInUse as exc:\n"
+        "    sys.exit(str(exc))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_the_lock_is_held_until_its_last_release(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_lock.acquire(data_dir, port=1234)
+    data_lock.acquire(data_dir, port=1234)  # the same process again: the CLI, then the app
+    try:
+        refused = lock_from_another_process(data_dir)
+        assert refused.returncode != 0
+        assert f"pid {os.getpid()}, port 1234" in refused.stderr
+        data_lock.release(data_dir)
+        assert lock_from_another_process(data_dir).returncode != 0
+    finally:
+        data_lock.release(data_dir)
+    assert lock_from_another_process(data_dir).returncode == 0

@@ -40,6 +40,7 @@ class Workers:
         environ = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")},
             "OMP_NUM_THREADS": "1",
+            "PYTHONFAULTHANDLER": "1",
             "DISTBENCH_STATUS_DIR": str(self.directory),
             "DISTBENCH_POD_NAME": pod_name,
             **env,
@@ -90,14 +91,19 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         started.close()
 
 
-def stop_and_time(process: subprocess.Popen[bytes], *, within_s: float) -> tuple[int, float]:
-    """SIGTERM ``process``; its exit code and the seconds it took, failing past ``within_s``."""
+def stop_and_time(
+    process: subprocess.Popen[bytes], log: Path, *, within_s: float
+) -> tuple[int, float]:
+    """SIGTERM ``process``; its exit code and the seconds it took, failing past ``within_s``
+    with its log (and its threads' stacks: SIGABRT makes faulthandler write them there)."""
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     try:
         code = process.wait(timeout=within_s)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"still running {within_s} s after SIGTERM")
+        process.send_signal(signal.SIGABRT)
+        process.wait(timeout=10)
+        pytest.fail(f"still running {within_s} s after SIGTERM:\n{log.read_text()[-6000:]}")
     return code, time.monotonic() - started
 
 
@@ -138,10 +144,13 @@ def test_sigterm_during_the_last_metric_flush_still_writes_exit_and_usage(
     )
     log = workers.log("rank-0")
     wait_for(lambda: "rank 0 done" in log.read_text(), what="the task to end", timeout_s=START_S)
-    time.sleep(1)  # into the reporter's close, waiting for the server
+    wait_for(
+        lambda: "metric points to deliver: waiting at most" in log.read_text(),
+        what="the reporter's close to wait for the server",
+    )
     assert worker.poll() is None, log.read_text()
 
-    code, _ = stop_and_time(worker, within_s=TERM_GRACE_S + SLACK_S)
+    code, _ = stop_and_time(worker, log, within_s=TERM_GRACE_S + SLACK_S)
 
     text = log.read_text()
     # The task had succeeded: the status says so, and the stop cost only the last metrics.
@@ -168,7 +177,7 @@ def test_a_worker_stuck_in_a_collective_ends_within_the_grace_after_sigterm(
     # Rank 0 reaches its next collective (the first broadcast, or a step's all-reduce) and waits.
     wait_for(lambda: main_thread_blocked(ranks[0].pid), what="rank 0 to block", timeout_s=60)
 
-    code, took_s = stop_and_time(ranks[0], within_s=TERM_GRACE_S + SLACK_S)
+    code, took_s = stop_and_time(ranks[0], workers.log("rank-0"), within_s=TERM_GRACE_S + SLACK_S)
 
     text = workers.log("rank-0").read_text()
     assert code == 128 + signal.SIGTERM, text
@@ -192,7 +201,7 @@ def test_a_command_that_ignores_sigterm_is_killed_within_the_grace(workers: Work
     log = workers.log("command-0")
     wait_for(lambda: "started" in log.read_text(), what="the command to start", timeout_s=60)
 
-    code, took_s = stop_and_time(wrapper, within_s=CHILD_GRACE_S + SLACK_S)
+    code, took_s = stop_and_time(wrapper, log, within_s=CHILD_GRACE_S + SLACK_S)
 
     assert code == 128 + signal.SIGKILL, log.read_text()
     assert took_s >= CHILD_GRACE_S - 0.5

@@ -184,9 +184,10 @@ class BatchReporter:
             waiting = len(self._backlog)
             self._closing.set()
             self._lock.notify_all()
-        if waiting and self._away_since is not None:
-            log.warning(
-                "%d metric points wait for the server: waiting at most %.0f s for it",
+        if waiting:
+            log.log(
+                logging.INFO if self._away_since is None else logging.WARNING,
+                "%d metric points to deliver: waiting at most %.0f s for the server",
                 waiting,
                 max(0.0, self._deadline - started),
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -257,3 +258,41 @@ def test_worker_reporter_talks_to_the_server_it_is_given(
     with http_client(server_url=server.url, server_socket=None, token=None) as http:
         series = http.get(f"/api/metrics/{rid}/", params={"metric_type": "run"}).json()
     assert [float(point["value"]) for point in series["epoch"]] == [1.0]
+
+
+def test_the_check_for_a_lost_answer_reads_the_real_server_right(
+    run_id: tuple[RunningServer, int],
+) -> None:
+    # What the reporter asks a server after a post whose answer was lost: which of the batch's
+    # points it has. (The fake server of test_reporter_delivery.py answers the same way.)
+    server, rid = run_id
+    sent = encoded_points(rid, [("loss", 0.25, "0"), ("loss", 0.5, "1"), ("nan", math.nan, "")])
+    unsent = encoded_points(rid, [("loss", 9.0, "9")])
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        body = b"[" + b",".join(sent) + b"]"
+        stored = http.post("/api/metrics/batch", content=body, headers=JSON)
+        assert stored.status_code == 201, stored.text
+
+    checker = BatchReporter(run_id=rid, http=httpx.Client(base_url=server.url, timeout=30))
+    try:
+        assert checker._not_stored(sent) == []
+        assert checker._not_stored(sent[:1]) == []  # (one name: read with metric_filter)
+        assert checker._not_stored(unsent) == unsent
+        assert checker._not_stored(sent + unsent) == unsent
+    finally:
+        checker.close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def encoded_points(run: int, points: list[tuple[str, float, str]]) -> list[bytes]:
+    """The points as a reporter posts them, kept by one whose server is not there."""
+    unreachable = httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=5)
+    reporter = BatchReporter(run_id=run, http=unreachable)
+    for name, value, metadata in points:
+        reporter.report(name, value, metadata=metadata)
+    with reporter._lock:
+        encoded = reporter._backlog.oldest(len(points))
+    reporter.close(timeout_s=0)
+    return encoded

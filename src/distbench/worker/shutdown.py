@@ -52,9 +52,9 @@ class StopGuard:
         self._raised = False
         self._code = SIGTERM_EXIT
         self._terminated = threading.Event()
-        self._lock = threading.Lock()
+        # Reentrant: the SIGTERM handler takes it in the main thread, which may hold it already.
+        self._lock = threading.RLock()
         self._previous_handler: Any = signal.SIG_DFL
-        self._previous_wakeup_fd = -1
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._watchdog: threading.Thread | None = None
 

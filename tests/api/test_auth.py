@@ -259,6 +259,11 @@ def test_run_token_of_an_active_run_never_expires(
 
     with client(guarded, run_token(TOKEN, run_id)) as worker:
         assert worker.post("/api/metrics", json=point(run_id)).status_code == 201
+        # ... and reads its own run's series back (its reporter checks a lost answer there),
+        # no other run's.
+        assert worker.get(f"/api/metrics/{run_id}/?metric_type=run").status_code == 200
+        other = worker.get(f"/api/metrics/{run_id + 1}/?metric_type=run")
+        assert (other.status_code, error_code(other)) == (403, "forbidden")
 
 
 def test_grace_time_is_a_setting(start_server: StartServer) -> None:
@@ -314,6 +319,11 @@ def test_protect_reads_puts_every_read_behind_the_server_token(
         # The probe stays open; the run token still posts; the dashboard's pages carry no data.
         assert anonymous.get("/api/health").status_code == 200
         assert worker.post("/api/metrics", json=point(run_id)).status_code == 201
+        # ... and reads its own run's series back (its reporter checks a lost answer there),
+        # no other run's.
+        assert worker.get(f"/api/metrics/{run_id}/?metric_type=run").status_code == 200
+        other = worker.get(f"/api/metrics/{run_id + 1}/?metric_type=run")
+        assert (other.status_code, error_code(other)) == (403, "forbidden")
         assert anonymous.get(f"/runs/{run_id}").status_code == 200
 
 

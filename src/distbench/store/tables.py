@@ -15,8 +15,10 @@ metadata = sa.MetaData(
 )
 
 ACTIVE_STATES = ("INITIALIZED", "STARTED")
+# A queued run waits for its turn; it is not active (the one-active-run index leaves it out).
+QUEUED = "QUEUED"
 END_STATES = ("FINISHED", "FAILED", "ABORTED")
-RUN_STATES = ACTIVE_STATES + END_STATES
+RUN_STATES = ACTIVE_STATES + END_STATES + (QUEUED,)
 
 runs = sa.Table(
     "runs",

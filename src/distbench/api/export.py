@@ -1,9 +1,18 @@
-"""Downloads of a run's or a pod's series: JSON, CSV, or a zip laid out as MLBench's was
-(one JSON file per metric and per pod metric, plus ``official_result.txt``)."""
+"""Downloads of a run's or a pod's series: JSON, CSV, or a zip.
+
+The zip holds MLBench's flat layout at its root, so scripts written for ``mlbench download``
+read it unchanged: ``result_<metric>.json`` per run metric, ``<pod>_<metric>.json`` per resource
+metric of each of the run's pods, each a JSON list of ``{"date", "value", "cumulative"}`` in
+date order (dates to the millisecond, values as text, as MLBench's dashboard wrote them), and
+``official_result.txt`` holding the run's ``TaskResult`` sentence. Beside it, under
+``run-<id>/``, distbench's own files: every point with its metadata, the pods' series, the
+run's record (``run.json``) and distbench's result line.
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import zipfile
@@ -13,10 +22,13 @@ import sqlalchemy as sa
 from fastapi.responses import Response
 
 from distbench.api.encode import JSON_TYPE, points_as_dicts
+from distbench.api.schemas import format_value
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
-from distbench.store.metrics import Series
+from distbench.store import summarize as summarized
+from distbench.store.metrics import PointRow, Series
 from distbench.store.records import RunRecord
+from distbench.timefmt import EPOCH
 
 Format = Literal["json", "csv", "zip"]
 
@@ -84,6 +96,7 @@ def run_export(
     series: Series,
     fmt: Format,
     spec: metric_store.SeriesQuery,
+    summarize: int | None = None,
 ) -> Response:
     stem = f"run-{run.id}"
     if fmt == "csv":
@@ -96,22 +109,102 @@ def run_export(
         body = json.dumps(_as_json(series, with_details=True), indent=1)
         return _attachment(body, JSON_TYPE, f"{stem}.json")
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        archive = _Archive(zipped)
+        archive.add_mlbench_series("result", series)
         for name, points in series.items():
-            archive.writestr(
+            archive.write(
                 f"{stem}/{_safe(name)}.json",
                 json.dumps(points_as_dicts(points, with_details=True), indent=1),
             )
         for pod_name in pod_store.pod_names_of_run(conn=conn, run_id=run.id):
-            pod_series = metric_store.read_series(conn=conn, pod_name=pod_name, spec=spec)
+            pod_series = summarized.read_series(
+                conn=conn, pod_name=pod_name, spec=spec, summarize=summarize
+            )
+            archive.add_mlbench_series(pod_name, pod_series)
             for name, points in pod_series.items():
-                archive.writestr(
+                archive.write(
                     f"{stem}/pods/{_safe(pod_name)}/{_safe(name)}.json",
                     json.dumps(points_as_dicts(points, with_details=False), indent=1),
                 )
-        archive.writestr(f"{stem}/official_result.txt", result_line(run))
-        archive.writestr(f"{stem}/run.json", json.dumps(_run_summary(run), indent=1))
+        archive.write("official_result.txt", official_result(conn=conn, run=run))
+        archive.write(f"{stem}/official_result.txt", result_line(run))
+        archive.write(f"{stem}/run.json", json.dumps(_run_summary(run), indent=1))
     return _attachment(buffer.getvalue(), "application/zip", f"{stem}.zip")
+
+
+# MLBench's workers post the goal's sentence as "TaskResult @ 0" (rank 0), the only name its
+# download read; "TaskResult" is the same result posted by a worker that adds no rank.
+TASK_RESULT_NAMES = ("TaskResult @ 0", "TaskResult")
+
+
+def official_result(*, conn: sa.Connection, run: RunRecord) -> str:
+    """MLBench's ``official_result.txt``: the run's latest ``TaskResult`` as posted, whatever
+    the download's filters; without one, a line that says so (MLBench left the file out, which
+    readers could not tell from a broken download)."""
+    posted = metric_store.read_series(
+        conn=conn, run_id=run.id, spec=metric_store.SeriesQuery(names=TASK_RESULT_NAMES)
+    )
+    for name in TASK_RESULT_NAMES:
+        if posted.get(name):
+            return _as_text(posted[name][-1][1])
+    return (
+        f"No TaskResult was posted for run {run.id} ({run.name}, {run.state}): MLBench's "
+        f"workers post it when the goal is reached. {result_line(run)}"
+    )
+
+
+def _as_text(value: float | str) -> str:
+    return value if isinstance(value, str) else format_value(value)
+
+
+class _Archive:
+    """A zip whose entry names are unique: metric names that become one file name (``a/b`` and
+    ``a_b``) get a ``~2`` suffix, where zipfile would store two entries under one name (and
+    unzip keep only the last)."""
+
+    def __init__(self, zipped: zipfile.ZipFile) -> None:
+        self.zipped = zipped
+        self.used: set[str] = set()
+
+    def write(self, entry: str, body: str) -> None:
+        stem, dot, suffix = entry.rpartition(".")
+        unique, copy = entry, 1
+        while unique in self.used:
+            copy += 1
+            unique = f"{stem}~{copy}{dot}{suffix}"
+        self.used.add(unique)
+        self.zipped.writestr(unique, body)
+
+    def add_mlbench_series(self, prefix: str, series: Series) -> None:
+        """Series as MLBench's download wrote them: ``<prefix>_<metric>.json`` at the root,
+        TaskResult left out (it is ``official_result.txt``)."""
+        for name, points in series.items():
+            if "TaskResult" in name or not points:
+                continue
+            body = json.dumps([_mlbench_point(point) for point in points], indent=4)
+            self.write(f"{_flat(f'{prefix}_{name}')}.json", body)
+
+
+def _flat(stem: str) -> str:
+    # MLBench used the name as it was ("result_val_global_Prec@1 @ 0.json"); only what would
+    # make a folder or an unprintable name is replaced.
+    return "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in stem)
+
+
+def _mlbench_point(point: PointRow) -> dict[str, object]:
+    date_us, value, cumulative, _metadata = point
+    return {"date": mlbench_date(date_us), "value": _as_text(value), "cumulative": cumulative}
+
+
+def mlbench_date(date_us: int) -> str:
+    """A date as MLBench's download wrote it (Django's JSON encoder): milliseconds, ``Z``, and
+    no fraction at all on a whole second."""
+    moment = EPOCH + dt.timedelta(microseconds=date_us)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return text + "Z"
 
 
 def pod_export(*, pod_name: str, series: Series, fmt: Format) -> Response:
@@ -125,9 +218,12 @@ def pod_export(*, pod_name: str, series: Series, fmt: Format) -> Response:
     if fmt == "json":
         return _attachment(body, JSON_TYPE, f"{pod_name}.json")
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        archive = _Archive(zipped)
+        # MLBench's download of a pod: its series as result_<metric>.json.
+        archive.add_mlbench_series("result", series)
         for name, points in series.items():
-            archive.writestr(
+            archive.write(
                 f"{_safe(pod_name)}/{_safe(name)}.json",
                 json.dumps(points_as_dicts(points, with_details=False), indent=1),
             )

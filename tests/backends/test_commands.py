@@ -3,6 +3,7 @@ metrics, logs and failure handling of a task run; refused unless the server allo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
+from distbench.backends.local_launch import expand_placeholders
+from distbench.backends.local_state import WorkerState
 from distbench.settings import Settings
 from distbench.worker.command import run as run_command
 from distbench.worker.runtime import StatusFiles
 from tests.backends.local_helpers import (
+    IS_ROOT,
     LocalServer,
     LocalServers,
     assert_cleaned_up,
@@ -23,6 +27,7 @@ from tests.backends.local_helpers import (
     pod_series,
     requires_root,
     run_metric_names,
+    run_state_file,
     wait_for,
     wait_for_state,
     worker_pids,
@@ -138,6 +143,46 @@ def test_a_command_runs_in_its_directory_with_the_workers_environment(
         assert f"cwd {tmp_path}" in text
         assert f"rank {rank} of 2" in text
         assert "token True" in text
+
+
+@sqlite_only
+def test_mlbench_placeholders_in_a_commands_arguments_are_filled_in_per_worker(
+    local_servers: LocalServers,
+) -> None:
+    server = command_server(local_servers)
+    script = "import json, sys; print('argv', json.dumps(sys.argv[1:]))"
+    arguments = ["--run_id", "{run_id}", "--rank", "{rank}", "--hosts", "{hosts}"]
+    # Only the four names; other braces (a snippet's dict, attribute access) stay as they are.
+    arguments += ["--backend", "{backend}", "{other}", "{rank.__class__}", "{0}", "r{rank}/{rank}"]
+    with authed(server.url) as http:
+        response = command_run(http, ["python", "-c", script, *arguments])
+        assert response.status_code == 200, response.text
+        run = wait_for_state(http, response.json()["id"], "FINISHED")
+        logs = http.get(f"/api/runs/{run['id']}/logs").json()["logs"]
+    workers = sorted(run_state_file(server.settings.data_dir, run["job_id"]).workers, key=rank_of)
+    # The namespaces' addresses when the server can make them (root), else loopback for all.
+    hosts = ",".join(worker.ip for worker in workers)
+    assert len(workers) == 2
+    if not IS_ROOT:
+        assert hosts == "127.0.0.1,127.0.0.1"
+    for worker in workers:
+        line = next(x for x in logs[worker.pod_name].splitlines() if x.startswith("argv "))
+        assert json.loads(line.removeprefix("argv ")) == [
+            *["--run_id", str(run["id"]), "--rank", str(worker.rank), "--hosts", hosts],
+            *["--backend", "gloo", "{other}", "{rank.__class__}", "{0}"],
+            f"r{worker.rank}/{worker.rank}",
+        ]
+
+
+def rank_of(worker: WorkerState) -> int:
+    return worker.rank
+
+
+def test_only_the_four_placeholders_are_expanded() -> None:
+    values = {"run_id": "7", "rank": "1", "hosts": "a,b", "backend": "gloo"}
+    assert expand_placeholders("{run_id}:{rank}:{hosts}:{backend}", values) == "7:1:a,b:gloo"
+    for untouched in ("{rank.__class__}", "{hosts[0]}", "{RANK}", "{ rank }", "{}", "{{x}}"):
+        assert expand_placeholders(untouched, values) == untouched
 
 
 @sqlite_only

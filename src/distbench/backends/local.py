@@ -87,7 +87,9 @@ class LocalBackend:
                 details={"errors": [{"field": "backend", "message": "only gloo here"}]},
             )
         self.cpu.check(new.num_cpus)
-        network.check_bandwidth(new.max_bandwidth)
+        # The problem found at start, which ``launch`` goes by too: a cap is never accepted
+        # here and then launched without namespaces.
+        network.check_bandwidth(new.max_bandwidth, problem=self.namespaces_problem)
         if new.working_dir is not None:
             check_working_dir(new.working_dir)
 
@@ -306,6 +308,7 @@ class LocalBackend:
             data_root=str(self.settings.run_data_root),
         )
         limits = []
+        hosts = [w.ip for w in net.workers] if net is not None else ["127.0.0.1"] * run.num_workers
         for rank in range(run.num_workers):
             pod_name = f"{self.settings.release}-worker-{run.id}-{rank}"
             group = f"{self.settings.release}-{run.job_id}-{rank}"
@@ -331,7 +334,7 @@ class LocalBackend:
                 env["PATH"] = command_path(python, env.get("PATH", os.defpath))
             launch = WorkerLaunch(
                 pod_name=pod_name,
-                argv=worker_argv(run, python),
+                argv=worker_argv(run, python, rank=rank, hosts=hosts),
                 env=env,
                 cwd=run.working_dir or state.directory,
                 log_path=Path(worker.log_path),

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,34 @@ def worker_env(
     return env
 
 
-def worker_argv(run: RunRecord, python: str) -> list[str]:
+def worker_argv(run: RunRecord, python: str, *, rank: int, hosts: list[str]) -> list[str]:
     """A task runs as ``python -m distbench.worker``; a custom command runs under a small
-    wrapper that records its exit status and CPU time the way a task's worker does."""
+    wrapper that records its exit status and CPU time the way a task's worker does, with its
+    placeholders filled in for this rank (``hosts``: every rank's address, rank 0 first)."""
     if run.command is None:
         return [python, "-m", "distbench.worker"]
-    return [python, "-m", "distbench.worker.command", "--", *run.command]
+    values = {
+        "run_id": str(run.id),
+        "rank": str(rank),
+        "hosts": ",".join(hosts),
+        "backend": run.backend.lower(),
+    }
+    program, *arguments = run.command
+    expanded = [expand_placeholders(argument, values) for argument in arguments]
+    return [python, "-m", "distbench.worker.command", "--", program, *expanded]
+
+
+# MLBench's images took their place in the run as arguments (``--rank {rank} --hosts {hosts}``).
+# Only these names are replaced, by plain substitution: anything else in braces (a Python
+# snippet's dict, JSON) is left as it is, and str.format, which would also evaluate
+# ``{x.attr}`` and ``{x[0]}`` in user text, is never used.
+PLACEHOLDERS = ("run_id", "rank", "hosts", "backend")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def expand_placeholders(argument: str, values: dict[str, str]) -> str:
+    """``argument`` with each ``{run_id}``, ``{rank}``, ``{hosts}``, ``{backend}`` replaced."""
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], argument)
 
 
 def command_path(python: str, path: str) -> str:

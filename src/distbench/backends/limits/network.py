@@ -51,10 +51,11 @@ def namespaces_available() -> str | None:
     return None
 
 
-def check_bandwidth(max_bandwidth: float | None) -> None:
+def check_bandwidth(max_bandwidth: float | None, *, problem: str | None) -> None:
+    """A 400 for a cap when ``problem`` (``namespaces_available()``, as the backend found it
+    when it started, and as its launches use it) says why namespaces cannot be made."""
     if max_bandwidth is None:
         return
-    problem = namespaces_available()
     if problem is not None:
         raise LimitUnsupported(
             f"max_bandwidth={max_bandwidth:g} Mbit/s cannot be enforced: {problem}. Start the "

@@ -26,6 +26,10 @@ class DistbenchError(Exception):
     def status_code(self) -> int:
         return STATUS_BY_CODE.get(self.code, 500)
 
+    def response_headers(self) -> dict[str, str]:
+        """The headers of the error's HTTP answer."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
 
 class InvalidInput(DistbenchError):
     code = "invalid_input"
@@ -37,6 +41,12 @@ class MalformedBody(DistbenchError):
 
 class Unauthenticated(DistbenchError):
     code = "unauthenticated"
+
+    def response_headers(self) -> dict[str, str]:
+        # A 401 names the scheme it wants (RFC 9110). Basic is accepted (MLBench's client sends
+        # it unasked) but not advertised: browsers answer a Basic challenge to the dashboard's
+        # own requests with their login dialog, over the dashboard's token prompt.
+        return {"WWW-Authenticate": 'Bearer realm="distbench"'}
 
 
 class Forbidden(DistbenchError):
@@ -130,4 +140,9 @@ ERROR_BY_CODE: dict[str, type[DistbenchError]] = {
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    # The top-level "message" repeats error.message for MLBench's CLI, which prints
+    # response.json()["message"] (MLBench's own shape) and fails with a KeyError without it.
+    return {
+        "error": {"code": code, "message": message, "details": details or {}},
+        "message": message,
+    }

@@ -4,6 +4,7 @@ token may post that run's metrics and nothing else, until a grace time after its
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from distbench.api.run_tokens import RunTokenGrace
 from distbench.orchestrator.tokens import run_id_of_token, run_token
 from distbench.settings import Settings
 from tests.api.helpers import (
+    assert_error,
     client,
     error_code,
     run_series,
@@ -330,3 +332,123 @@ def test_protect_reads_puts_every_read_behind_the_server_token(
 def test_protect_reads_needs_a_token() -> None:
     with pytest.raises(ValueError, match="protect_reads=true needs a token"):
         Settings(protect_reads=True)
+
+
+# -- HTTP Basic auth: the token as the password, all MLBench's client can send ------------------
+def basic(user: str | bytes, password: str | bytes) -> bytes:
+    """An ``Authorization`` header of Basic credentials, from exact bytes."""
+    raw = (user if isinstance(user, bytes) else user.encode()) + b":"
+    raw += password if isinstance(password, bytes) else password.encode()
+    return b"Basic " + base64.b64encode(raw)
+
+
+def basic_client(server: RunningServer, user: str, password: str) -> httpx.Client:
+    """A client with credentials in its URL, as MLBench's ``ApiClient(url="user:TOKEN@host")``
+    is given them."""
+    address = server.url.removeprefix("http://")
+    return httpx.Client(base_url=f"http://{user}:{password}@{address}", timeout=30)
+
+
+def test_basic_auth_with_the_server_token_as_password_writes(guarded: RunningServer) -> None:
+    with basic_client(guarded, "mlbench", TOKEN) as http:
+        started = http.post("/api/runs/", data={"name": "basic", "num_workers": "1"})
+        assert started.status_code == 200, started.text
+        run_id = started.json()["id"]
+        assert http.post("/api/metrics", data=point(run_id)).status_code == 201
+        assert http.post("/api/metrics/batch", json=[point(run_id)]).status_code == 201
+        assert http.delete(f"/api/runs/{run_id}").json()["state"] == "ABORTED"
+    # Any user name; the scheme in any case (RFC 7235).
+    with client(guarded) as http:
+        other_user = http.post(
+            "/api/metrics",
+            json=point(run_id),
+            headers={b"Authorization": basic("someone else", TOKEN).replace(b"Basic", b"bASIC")},
+        )
+        assert other_user.status_code == 201, other_user.text
+        assert len(run_series(http, run_id)["loss"]) == 3
+
+
+def test_basic_auth_with_a_wrong_password_is_403(
+    guarded: RunningServer, admin: httpx.Client
+) -> None:
+    run_id = start_run(admin)["id"]
+
+    with basic_client(guarded, "mlbench", "not-the-token") as wrong:
+        responses = [
+            wrong.post("/api/runs/", json=RUN_BODY),
+            wrong.post("/api/metrics", json=point(run_id)),
+            wrong.delete(f"/api/runs/{run_id}/"),
+        ]
+
+    for response in responses:
+        assert_error(response, 403, "forbidden", ("token",))
+    assert admin.get(f"/api/runs/{run_id}/").json()["state"] != "ABORTED"
+    assert run_series(admin, run_id) == {}
+
+
+def test_run_token_as_basic_password_posts_its_runs_metrics_only(
+    guarded: RunningServer, admin: httpx.Client
+) -> None:
+    run_id = start_run(admin)["id"]
+
+    with basic_client(guarded, "worker", run_token(TOKEN, run_id)) as worker:
+        own = worker.post("/api/metrics", json=point(run_id))
+        other = worker.post("/api/metrics", json=point(run_id + 1))
+        start = worker.post("/api/runs/", json=RUN_BODY)
+
+    assert own.status_code == 201, own.text
+    assert (error_code(other), error_code(start)) == ("forbidden", "forbidden")
+    assert len(run_series(admin, run_id)["loss"]) == 1
+
+
+# Basic credentials that cannot be read: not base64, no colon, not UTF-8, no password, empty.
+MALFORMED_BASIC = [
+    b"Basic !!!not-base64!!!",
+    b"Basic " + base64.b64encode(TOKEN.encode()),
+    basic(b"\xff\xfe", TOKEN),
+    basic("mlbench", b"\xff" + TOKEN.encode()),
+    basic("mlbench", ""),
+    b"Basic",
+    b"Basic \xe9t\xe9",
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED_BASIC, ids=range(len(MALFORMED_BASIC)))
+def test_malformed_basic_credentials_are_401(start_server: StartServer, header: bytes) -> None:
+    server = start_server(token=TOKEN, protect_reads=True)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        write = http.post("/api/runs/", json=RUN_BODY, headers={b"Authorization": header})
+        read = http.get("/api/runs/", headers={b"Authorization": header})
+
+    for response in (write, read):
+        assert_error(response, 401, "unauthenticated", ("token",))
+        assert TOKEN not in response.text
+    with client(server, TOKEN) as admin:
+        assert admin.get("/api/runs/").json() == []
+
+
+def test_401_names_the_bearer_scheme_and_not_basic(guarded: RunningServer) -> None:
+    # A Basic challenge would make browsers pop their login dialog over the dashboard's own
+    # token prompt; MLBench's client sends Basic credentials without being asked.
+    with client(guarded) as anonymous:
+        response = anonymous.post("/api/runs/", json=RUN_BODY)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="distbench"'
+
+
+def test_basic_auth_reads_a_protected_server(start_server: StartServer) -> None:
+    server = start_server(token=TOKEN, protect_reads=True)
+    with client(server, TOKEN) as admin:
+        run_id = start_run(admin)["id"]
+
+    with (
+        basic_client(server, "mlbench", TOKEN) as reader,
+        basic_client(server, "mlbench", run_token(TOKEN, run_id)) as worker,
+        basic_client(server, "mlbench", "not-the-token") as wrong,
+    ):
+        assert [run["id"] for run in reader.get("/api/runs/").json()] == [run_id]
+        assert reader.get("/api/metrics/").status_code == 200
+        assert worker.get(f"/api/metrics/{run_id}/?metric_type=run").status_code == 200
+        assert_error(worker.get("/api/runs/"), 403, "forbidden")
+        assert_error(wrong.get("/api/runs/"), 403, "forbidden")

@@ -6,6 +6,8 @@ thread pool, and that hop cost more than the rest of a metric post together.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,15 +64,40 @@ async def get_backend(request: Request) -> ClusterBackend:
 
 
 def _presented_token(request: Request, *, needed_for: str) -> str:
-    """The bearer token of the request: 401 when there is none."""
+    """The token of the request: the bearer token, or the password of HTTP Basic auth (any
+    user name), which is all MLBench's client can send (``ApiClient(url="user:TOKEN@host")``).
+    401 when there is none or the Basic credentials cannot be read."""
     header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    scheme, _, credentials = header.partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme == "basic" and credentials:
+        presented = _basic_password(credentials, needed_for=needed_for)
+    elif scheme == "bearer":
+        presented = credentials
+    else:
+        presented = ""
+    if not presented:
         raise Unauthenticated(
             f"this server needs a token for {needed_for}: send the header "
-            "'Authorization: Bearer <token>' (the token the server was started with)"
+            "'Authorization: Bearer <token>' (the token the server was started with), or use "
+            "it as the password of HTTP Basic auth"
         )
-    return presented.strip()
+    return presented
+
+
+def _basic_password(credentials: str, *, needed_for: str) -> str:
+    """The password of Basic credentials (base64 of ``user:password``, UTF-8)."""
+    try:
+        user_pass = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        user_pass = ""
+    if ":" not in user_pass:
+        raise Unauthenticated(
+            f"this server needs a token for {needed_for}: the Basic credentials are not "
+            "base64 of UTF-8 'user:password'; send the token as the password (any user name), "
+            "or the header 'Authorization: Bearer <token>'"
+        )
+    return user_pass.partition(":")[2]
 
 
 def _identify(server_token: str, presented: str) -> Caller:
@@ -81,12 +108,13 @@ def _identify(server_token: str, presented: str) -> Caller:
     run_id = run_id_of_token(server_token, presented)
     if run_id is not None:
         return Caller(run_id=run_id)
-    raise Forbidden("the bearer token is not valid for this server")
+    raise Forbidden("the token is not valid for this server")
 
 
 async def require_writer(request: Request) -> Caller:
-    """With a server token, writes need ``Authorization: Bearer <token>``: 401 when missing,
-    403 when wrong, and 403 for a run token once its run ended more than the grace time ago."""
+    """With a server token, writes need it (``Authorization: Bearer <token>``, or as the
+    password of Basic auth): 401 when missing, 403 when wrong, and 403 for a run token once
+    its run ended more than the grace time ago."""
     settings: Settings = request.app.state.settings
     if settings.token is None:
         return Caller()

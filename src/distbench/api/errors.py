@@ -33,11 +33,10 @@ _CODE_BY_STATUS = {
 
 def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DistbenchError)
-    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
     return JSONBody(
         error_body(exc.code, exc.message, exc.details),
         status_code=exc.status_code,
-        headers=headers,
+        headers=exc.response_headers() or None,
     )
 
 

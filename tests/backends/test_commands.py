@@ -13,7 +13,7 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from distbench.backends.local_launch import expand_placeholders
+from distbench.backends import placeholders
 from distbench.backends.local_state import WorkerState
 from distbench.settings import Settings
 from distbench.worker.command import run as run_command
@@ -180,9 +180,9 @@ def rank_of(worker: WorkerState) -> int:
 
 def test_only_the_four_placeholders_are_expanded() -> None:
     values = {"run_id": "7", "rank": "1", "hosts": "a,b", "backend": "gloo"}
-    assert expand_placeholders("{run_id}:{rank}:{hosts}:{backend}", values) == "7:1:a,b:gloo"
+    assert placeholders.expand("{run_id}:{rank}:{hosts}:{backend}", values) == "7:1:a,b:gloo"
     for untouched in ("{rank.__class__}", "{hosts[0]}", "{RANK}", "{ rank }", "{}", "{{x}}"):
-        assert expand_placeholders(untouched, values) == untouched
+        assert placeholders.expand(untouched, values) == untouched
 
 
 @sqlite_only

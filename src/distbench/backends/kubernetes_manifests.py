@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from distbench.backends import placeholders
 from distbench.store.records import RunRecord
 
 APP_LABELS = {"app": "distbench", "component": "worker"}
@@ -198,7 +199,7 @@ def _pod_spec(
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": template.image,
-        "command": list(_command(run)),
+        "command": _command(run, job, template.namespace),
         "env": _environment(run, template, job, with_token=with_token),
         "resources": resources,
         "ports": [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}],
@@ -232,9 +233,16 @@ def _pod_spec(
     return spec
 
 
-def _command(run: RunRecord) -> list[str]:
-    """A custom-command run's own argv, else the distbench worker (which runs the task)."""
-    return list(run.command) if run.command else list(DEFAULT_COMMAND)
+def _command(run: RunRecord, job: str, namespace: str) -> list[str]:
+    """A custom-command run's own argv, its placeholders filled in, else the distbench worker
+    (which runs the task). All ranks share one pod template: ``{rank}`` becomes ``$(RANK)``,
+    which Kubernetes expands from each pod's environment."""
+    if not run.command:
+        return list(DEFAULT_COMMAND)
+    hosts = [f"{job}-{rank}.{job}.{namespace}.svc" for rank in range(run.num_workers)]
+    return placeholders.expand_command(
+        run.command, run_id=run.id, rank="$(RANK)", hosts=hosts, backend=run.backend
+    )
 
 
 def _environment(

@@ -8,11 +8,11 @@ import json
 import logging
 import math
 import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from distbench.backends import placeholders
 from distbench.backends.limits import cpu, network
 from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
 from distbench.errors import InvalidInput
@@ -96,28 +96,10 @@ def worker_argv(run: RunRecord, python: str, *, rank: int, hosts: list[str]) -> 
     placeholders filled in for this rank (``hosts``: every rank's address, rank 0 first)."""
     if run.command is None:
         return [python, "-m", "distbench.worker"]
-    values = {
-        "run_id": str(run.id),
-        "rank": str(rank),
-        "hosts": ",".join(hosts),
-        "backend": run.backend.lower(),
-    }
-    program, *arguments = run.command
-    expanded = [expand_placeholders(argument, values) for argument in arguments]
-    return [python, "-m", "distbench.worker.command", "--", program, *expanded]
-
-
-# MLBench's images took their place in the run as arguments (``--rank {rank} --hosts {hosts}``).
-# Only these names are replaced, by plain substitution: anything else in braces (a Python
-# snippet's dict, JSON) is left as it is, and str.format, which would also evaluate
-# ``{x.attr}`` and ``{x[0]}`` in user text, is never used.
-PLACEHOLDERS = ("run_id", "rank", "hosts", "backend")
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
-
-
-def expand_placeholders(argument: str, values: dict[str, str]) -> str:
-    """``argument`` with each ``{run_id}``, ``{rank}``, ``{hosts}``, ``{backend}`` replaced."""
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], argument)
+    command = placeholders.expand_command(
+        run.command, run_id=run.id, rank=str(rank), hosts=hosts, backend=run.backend
+    )
+    return [python, "-m", "distbench.worker.command", "--", *command]
 
 
 def command_path(python: str, path: str) -> str:

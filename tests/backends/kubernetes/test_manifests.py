@@ -186,6 +186,23 @@ def test_gpu_pods_ask_for_one_gpu_each() -> None:
     assert env_of(job)["DISTBENCH_DIST_BACKEND"] == "nccl"
 
 
+def test_mlbench_placeholders_in_a_command_become_each_pods_rank_and_the_peers_names() -> None:
+    command = ["python", "main.py", "--run_id", "{run_id}", "--rank", "{rank}", "--hosts"]
+    run = run_record(command=[*command, "{hosts}", "--backend", "{backend}", "{other}"])
+    job = manifests.build_job(run, TEMPLATE, with_token=False)
+    name = job["metadata"]["name"]
+    namespace = job["metadata"]["namespace"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    hosts = ",".join(f"{name}-{rank}.{name}.{namespace}.svc" for rank in range(run.num_workers))
+    assert hosts.split(",")[0] == env_of(job)["MASTER_ADDR"]
+    # One template for every pod: Kubernetes expands $(RANK) from each pod's environment.
+    assert container["command"] == [
+        *["python", "main.py", "--run_id", str(run.id), "--rank", "$(RANK)", "--hosts", hosts],
+        *["--backend", "gloo", "{other}"],
+    ]
+    assert any(entry["name"] == "RANK" for entry in container["env"])
+
+
 def test_a_run_with_its_own_command_runs_it_in_its_working_dir() -> None:
     run = run_record(command=["python", "train.py", "--epochs", "2"], working_dir="/work/job")
     job = manifests.build_job(run, TEMPLATE, with_token=False)

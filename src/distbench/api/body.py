@@ -42,6 +42,12 @@ def _too_large(limit_bytes: int) -> BodyTooLarge:
     )
 
 
+def is_form(request: Request) -> bool:
+    """Whether the body is a form (what MLBench's client sends) rather than JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type in FORM_TYPES
+
+
 async def read_payload(request: Request, limit_bytes: int) -> Any:
     """The decoded body: a JSON value, or a dict of form fields (empty fields left out)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

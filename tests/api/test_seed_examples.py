@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from distbench.store.pods import record_pod
 from tests.api.helpers import (
     JSON_TYPE,
     RUN_KEYS,
@@ -19,8 +20,10 @@ from tests.api.helpers import (
     SEED_DATE,
     active_run,
     client,
-    error_code,
+    run_series,
+    start_run,
     wait_for,
+    wait_for_state,
 )
 from tests.conftest import RunningServer
 
@@ -128,18 +131,55 @@ def test_get_metrics_of_one_pod(http: httpx.Client, sampled_run: dict[str, Any])
     assert {name: points[: len(series[name])] for name, points in again.items()} == series
 
 
-def test_post_metric_with_pod_name_and_run_id_is_refused(
-    http: httpx.Client, sampled_run: dict[str, Any]
+# The pod and run of the seed's POST /api/metrics example, which sends both.
+SEED_POD = "quiet-mink-mlbench-worker-1"
+SEED_RUN_ID = 2
+
+
+@pytest.fixture
+def seed_pod(http: httpx.Client, server: RunningServer) -> str:
+    """The example's pod, recorded as a pod of run 2 (the example's run) as the orchestrator
+    records its pods."""
+    first = start_run(http)
+    assert http.delete(f"/api/runs/{first['id']}/").status_code == 200
+    wait_for_state(http, first["id"], "ABORTED")
+    assert start_run(http)["id"] == SEED_RUN_ID
+    with server.app.state.engine.begin() as conn:
+        record_pod(
+            conn=conn,
+            name=SEED_POD,
+            run_id=SEED_RUN_ID,
+            rank=1,
+            labels={"run-id": str(SEED_RUN_ID)},
+            ip="10.0.0.2",
+        )
+    return SEED_POD
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_post_metric_example_as_written_stores_the_pods_point(
+    http: httpx.Client, seed_pod: str, encoding: str
 ) -> None:
-    # The seed's example sends both; its own text (and SPEC.md) says they are exclusive.
-    pod = sampled_run["job_metadata"]["pods"][1]
-    body = {"pod_name": pod, "run_id": sampled_run["id"], **SEED_POINT}
+    body = {"pod_name": seed_pod, "run_id": SEED_RUN_ID, **SEED_POINT}
+    if encoding == "json":
+        response = http.post("/api/metrics", json=body, headers=SEED_ACCEPT)
+    else:
+        # Form fields as MLBench's client writes them: str() of each, so "False" and "2".
+        form = {key: str(value) for key, value in body.items()}
+        response = http.post("/api/metrics", data=form, headers=SEED_ACCEPT)
 
-    response = http.post("/api/metrics", json=body, headers=SEED_ACCEPT)
-
-    assert response.status_code == 400
-    assert error_code(response) == "invalid_input"
-    assert "accuracy" not in http.get(f"/api/metrics/{pod}/").json()
+    # The seed's example answer: the pod's point, without run_id.
+    assert assert_seed_response(response, 201) == {
+        "pod_name": "quiet-mink-mlbench-worker-1",
+        "name": "accuracy",
+        "date": "2018-08-03T09:21:44.331823Z",
+        "value": "0.7845",
+        "cumulative": False,
+        "metadata": "some additional data",
+    }
+    stored = http.get(f"/api/metrics/{seed_pod}/").json()["accuracy"]
+    assert stored == [{"date": SEED_POINT["date"], "value": SEED_POINT["value"]}]
+    assert "accuracy" not in run_series(http, SEED_RUN_ID)
 
 
 def test_post_metric_of_a_pod(http: httpx.Client, sampled_run: dict[str, Any]) -> None:

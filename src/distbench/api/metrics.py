@@ -28,6 +28,7 @@ from distbench.errors import BodyTooLarge, Forbidden, InvalidInput, NotFound
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
+from distbench.store import summarize as summarized
 from distbench.store.records import MetricPoint
 from distbench.store.writer import PointWriter
 from distbench.timefmt import format_us, iso_or_unchanged, now_us, to_us
@@ -59,6 +60,16 @@ LastNQuery = Annotated[
 FilterQuery = Annotated[
     str | None,
     Query(min_length=1, pattern=NO_NUL, description="Only the metric with exactly this name."),
+]
+SummarizeQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=10_000_000,
+        description="MLBench's summarize: each series averaged in groups of consecutive points "
+        "to at most N points (the group's first date, the mean value). Applied after since and "
+        "metric_filter, before last_n and max_points.",
+    ),
 ]
 
 
@@ -100,10 +111,13 @@ def all_pod_metrics(
     metric_filter: FilterQuery = None,
     last_n: LastNQuery = None,
     max_points: MaxPointsQuery = None,
+    summarize: SummarizeQuery = None,
 ) -> Response:
     """Resource metrics (CPU, memory, network) of every pod, past and present, by pod name."""
     spec = _spec(since, metric_filter, last_n, max_points)
-    return pods_series_response(metric_store.read_all_pod_series(conn=conn, spec=spec))
+    return pods_series_response(
+        summarized.read_all_pod_series(conn=conn, spec=spec, summarize=summarize)
+    )
 
 
 @route(
@@ -130,6 +144,7 @@ def one_owner_metrics(
     metric_filter: FilterQuery = None,
     last_n: LastNQuery = None,
     max_points: MaxPointsQuery = None,
+    summarize: SummarizeQuery = None,
     format: Annotated[
         Literal["json", "csv", "zip"] | None,
         Query(description="Download the series as a file instead."),
@@ -140,9 +155,11 @@ def one_owner_metrics(
     if metric_type == "run":
         run_id = _run_id(pod_name_or_run_id)
         run = run_store.get_run(conn=conn, run_id=run_id)
-        series = metric_store.read_series(conn=conn, run_id=run_id, spec=spec)
+        series = summarized.read_series(conn=conn, run_id=run_id, spec=spec, summarize=summarize)
         if format is not None:
-            return export.run_export(conn=conn, run=run, series=series, fmt=format, spec=spec)
+            return export.run_export(
+                conn=conn, run=run, series=series, fmt=format, spec=spec, summarize=summarize
+            )
         return series_response(series, with_details=True)
     pod_name = pod_name_or_run_id
     if not pod_store.existing_pod_names(conn=conn, names=[pod_name]):
@@ -150,7 +167,7 @@ def one_owner_metrics(
             f"no pod named {pod_name!r} (for a run's metrics add ?metric_type=run)",
             details={"pod_name": pod_name},
         )
-    series = metric_store.read_series(conn=conn, pod_name=pod_name, spec=spec)
+    series = summarized.read_series(conn=conn, pod_name=pod_name, spec=spec, summarize=summarize)
     if format is not None:
         return export.pod_export(pod_name=pod_name, series=series, fmt=format)
     return series_response(series, with_details=False)
@@ -177,18 +194,21 @@ def _to_point(
     item: MetricCreate, caller_run_id: int | None, index: int | None = None
 ) -> MetricPoint:
     where = "" if index is None else f"point {index}: "
-    if (item.pod_name is None) == (item.run_id is None):
+    if item.pod_name is None and item.run_id is None:
         raise InvalidInput(
-            f"{where}give exactly one of pod_name and run_id (they are mutually exclusive)",
-            details={"errors": [{"field": "pod_name/run_id", "message": "exactly one"}]},
+            f"{where}give pod_name (a pod's point) or run_id (a run's point)",
+            details={"errors": [{"field": "pod_name/run_id", "message": "one is required"}]},
         )
-    if caller_run_id is not None and item.run_id != caller_run_id:
+    # The seed's own example sends both and documents the pod's point as the answer: with
+    # both, the point is the pod's and run_id is not used.
+    run_id = None if item.pod_name is not None else item.run_id
+    if caller_run_id is not None and run_id != caller_run_id:
         raise Forbidden(f"{where}this run token may only post metrics of run {caller_run_id}")
     return MetricPoint(
         name=item.name,
         date_us=now_us() if item.date is None else to_us(item.date),
         value=item.value,
-        run_id=item.run_id,
+        run_id=run_id,
         pod_name=item.pod_name,
         cumulative=item.cumulative,
         metadata=item.metadata,
@@ -219,7 +239,7 @@ def _count_ingested(request: Request, points: list[MetricPoint]) -> None:
     responses=errors(400, 401, 403, 404, 413, 503),
     openapi_extra=body_doc(
         {"$ref": "#/components/schemas/MetricCreate"},
-        description="One point; exactly one of pod_name and run_id.",
+        description="One point of a pod (pod_name) or a run (run_id); with both, the pod's.",
     ),
 )
 async def post_metric(request: Request, caller: WriterDep, settings: SettingsDep) -> Response:

@@ -7,7 +7,9 @@
 
 const POLL_MS = 2000;
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
-const ACTIVE = new Set(["INITIALIZED", "STARTED"]);
+// Runs not ended yet: their pages keep polling and offer Abort. A QUEUED run waits its turn
+// behind the active one; aborting it means it never starts.
+const ACTIVE = new Set(["QUEUED", "INITIALIZED", "STARTED"]);
 
 // -- small helpers -------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {

@@ -5,6 +5,7 @@ function resultText(run) {
   const meta = run.job_metadata || {};
   const result = meta.result;
   if (run.state === "FAILED" && meta.error) return `failed: ${meta.error}`;
+  if (!result && run.state === "QUEUED") return "queued…";
   if (!result) return ACTIVE.has(run.state) ? "running…" : "—";
   if (result.target_reached) {
     return `${pct(result.target_accuracy)} reached in ${formatDuration(result.time_to_accuracy_s)}`;
@@ -84,6 +85,7 @@ function initRuns() {
       num_workers: number("num_workers"),
       num_cpus: number("num_cpus"),
       max_bandwidth: number("max_bandwidth"),
+      queue: data.get("queue") === "on",
     };
     if (tokenInput.value) saveToken(tokenInput.value.trim());
     const button = document.getElementById("start");

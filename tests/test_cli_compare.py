@@ -167,6 +167,20 @@ def test_time_split_throughput_and_total() -> None:
     assert row.total_s == pytest.approx(42.5)
 
 
+def test_text_values_count_in_no_column() -> None:
+    # MLBench's TaskResult is a sentence: a text point among the numbers is skipped.
+    made = series(30.0, compute_s=[3.0, 2.0], samples_per_s=[500.0], TaskResult=[])
+    made["compute_s"].append(RunPoint(T0, "n/a", False, ""))
+    made["samples_per_s"].append(RunPoint(T0, "fast", False, ""))
+    made["time_to_accuracy_s"].append(RunPoint(T0, "reached", False, ""))
+
+    (row,) = scaling_rows([make_run(1, 1)], {1: made})
+
+    assert row.compute_s == pytest.approx(5.0)
+    assert row.samples_per_s == 500.0
+    assert row.time_to_accuracy_s == 30.0
+
+
 def test_a_run_without_metrics_or_an_end_shows_dashes() -> None:
     run = make_run(1, 1, state="STARTED")
     unfinished = dataclasses.replace(run, finished_at=None)

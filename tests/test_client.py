@@ -30,6 +30,7 @@ from distbench.client import (
     RunWaitTimeout,
     ServerUnreachable,
     StoredPoint,
+    numbers,
     parse_date,
 )
 from distbench.errors import (
@@ -287,6 +288,23 @@ def test_post_metric_and_read_run_series(client: Client) -> None:
     assert all(isinstance(point, RunPoint) for point in series["loss"])
 
 
+def test_text_values_come_back_as_str_and_numbers_as_float(client: Client) -> None:
+    run = started_run(client, num_workers=1)
+    sentence = "Goal reached: 80.2 % after 3 epochs"
+
+    stored = client.post_metric(run_id=run.id, name="TaskResult", value=sentence, date=T0)
+    client.post_metric(run_id=run.id, name="mixed", value=1.5, date=T0)
+    client.post_metric(run_id=run.id, name="mixed", value="1_5", date=T0 + dt.timedelta(1))
+    client.post_metric(run_id=run.id, name="mixed", value="2.5", date=T0 + dt.timedelta(2))
+
+    series = client.run_metrics(run.id)
+    assert stored.value == sentence
+    assert series["TaskResult"] == [RunPoint(T0, sentence, False, "")]
+    # Text that float() would read ("1_5") stays text, as the server stored it.
+    assert [point.value for point in series["mixed"]] == [1.5, "1_5", 2.5]
+    assert numbers(series["mixed"]) == [1.5, 2.5]
+
+
 def test_post_metric_without_date_uses_server_now(client: Client) -> None:
     run = started_run(client, num_workers=1)
     before = dt.datetime.now(UTC)
@@ -357,10 +375,10 @@ def test_post_metrics_batch_is_atomic(client: Client) -> None:
     assert caught.value.details["run_ids"] == [run.id + 100]
     assert caught.value.status_code == 404
     with pytest.raises(InvalidInput) as bad_value:
-        client.post_metrics([good, {**good, "value": "fast"}])
+        client.post_metrics([good, {**good, "value": " "}])
     assert bad_value.value.details["errors"][0]["field"] == "1.value"
     with pytest.raises(InvalidInput, match="point 1"):
-        client.post_metrics([good, {**good, "pod_name": "also-a-pod"}])
+        client.post_metrics([good, {**good, "run_id": None}])
     assert client.run_metrics(run.id) == {}  # none of the failed batches left a point
 
     assert client.post_metrics([good, NewPoint(run_id=run.id, name="acc", value=0.6)]) == 2
@@ -425,7 +443,7 @@ def test_bad_input_is_invalid_input_with_details(client: Client) -> None:
 
     with pytest.raises(InvalidInput, match="ISO 8601"):
         client.run_metrics(1, since="yesterday")
-    with pytest.raises(InvalidInput, match="exactly one"):
+    with pytest.raises(InvalidInput, match=r"pod_name .* or run_id"):
         client.post_metric(name="x", value=1.0)
     with pytest.raises(InvalidInput):
         client.run_metrics(1, max_points=1)

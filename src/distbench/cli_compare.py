@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distbench.cli_runs import DEFAULT_URL, TokenOption, UrlOption, _fail, connected, parse_options
-from distbench.client import Client, Run, RunSeries
+from distbench.client import Client, Run, RunSeries, numbers
 
 
 # -- the scaling table, computed from runs and their series (no I/O) ------------------------------
@@ -58,12 +58,12 @@ def parse_worker_counts(text: str) -> list[int]:
 
 
 def _last(series: RunSeries, name: str) -> float | None:
-    points = series.get(name)
-    return points[-1].value if points else None
+    values = numbers(series.get(name, []))
+    return values[-1] if values else None
 
 
 def _total(series: RunSeries, name: str) -> float:
-    return sum(point.value for point in series.get(name, []))
+    return sum(numbers(series.get(name, [])))
 
 
 def scaling_rows(runs: Sequence[Run], metrics: Mapping[int, RunSeries]) -> list[Row]:
@@ -352,7 +352,8 @@ def write_plot(
     by_id = {run.id: run for run in runs}
     for row in rows:
         series = metrics.get(row.run_id, {})
-        points = series.get(metric, [])
+        # Text points (MLBench's TaskResult sentence) have no place on the curve.
+        points = [point for point in series.get(metric, []) if not isinstance(point.value, str)]
         start = _start_of(by_id[row.run_id], series)
         if not points or start is None:
             continue

@@ -45,6 +45,7 @@ from distbench.client_records import (
     RunPoint,
     RunSeries,
     StoredPoint,
+    numbers,
     parse_benchmark,
     parse_date,
     parse_health,
@@ -70,7 +71,7 @@ def _date_text(value: DateLike) -> str:
 def _value_text(value: float | str) -> str:
     """Values travel as strings: JSON has no NaN or infinity, and training diverges."""
     if isinstance(value, bool):
-        raise TypeError("a metric value must be a number or a string holding one, not a bool")
+        raise TypeError("a metric value must be a number or text, not a bool")
     if isinstance(value, str):
         return value
     number = float(value)
@@ -281,10 +282,12 @@ class Client:
         cumulative: bool = False,
         metadata: str = "",
     ) -> StoredPoint:
-        """Save one point of a run (``run_id``) or a pod (``pod_name``): exactly one of the two.
+        """Save one point of a run (``run_id``) or a pod (``pod_name``); with both, the
+        server stores the pod's point (as the seed's example does).
 
-        ``value`` may be ``nan`` or infinite; ``date`` defaults to the server's now (a naive
-        datetime is UTC). Raises ``NotFound`` for an unknown run or pod."""
+        ``value`` may be ``nan`` or infinite, or text that is not a number (the server keeps it
+        as text, as MLBench's ``TaskResult`` sentence); ``date`` defaults to the server's now
+        (a naive datetime is UTC). Raises ``NotFound`` for an unknown run or pod."""
         point = NewPoint(
             name=name,
             value=value,
@@ -447,5 +450,6 @@ __all__ = [
     "RunWaitTimeout",
     "ServerUnreachable",
     "StoredPoint",
+    "numbers",
     "parse_date",
 ]

@@ -1,16 +1,19 @@
 """What the distbench API answers, as frozen dataclasses, and the parsing of its JSON into them.
 
-Dates become aware UTC datetimes and values floats. ``distbench.client`` re-exports the public
-names; import them from there.
+Dates become aware UTC datetimes and values floats, or ``str`` for a value the server keeps as
+text (MLBench's ``TaskResult`` sentence; ``distbench.metric_value`` is the rule).
+``distbench.client`` re-exports the public names; import them from there.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from distbench.metric_value import MetricValue, parse_value
 
 RUN_STATES = frozenset({"QUEUED", "INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"})
 # QUEUED: waiting for its turn behind the active run (neither active nor ended).
@@ -47,17 +50,23 @@ class Point:
     """One point of a pod's resource series."""
 
     date: dt.datetime
-    value: float
+    value: MetricValue
 
 
 @dataclass(frozen=True, slots=True)
 class RunPoint:
-    """One point of a run's series."""
+    """One point of a run's series. ``value`` is a ``str`` for a value posted as text."""
 
     date: dt.datetime
-    value: float
+    value: MetricValue
     cumulative: bool
     metadata: str
+
+
+def numbers(points: Sequence[Point | RunPoint]) -> list[float]:
+    """The values of ``points`` that are numbers, in order: text values (MLBench's
+    ``TaskResult`` sentence) left out, for sums, maxima and charts."""
+    return [point.value for point in points if not isinstance(point.value, str)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +75,7 @@ class StoredPoint:
 
     name: str
     date: dt.datetime
-    value: float
+    value: MetricValue
     cumulative: bool
     metadata: str
     run_id: int | None = None
@@ -213,7 +222,7 @@ def parse_benchmark(data: Mapping[str, Any]) -> Benchmark:
 
 def parse_pod_series(data: Mapping[str, Any]) -> PodSeries:
     return {
-        name: [Point(parse_date(p["date"]), float(p["value"])) for p in points]
+        name: [Point(parse_date(p["date"]), parse_value(str(p["value"]))) for p in points]
         for name, points in data.items()
     }
 
@@ -222,7 +231,10 @@ def parse_run_series(data: Mapping[str, Any]) -> RunSeries:
     return {
         name: [
             RunPoint(
-                parse_date(p["date"]), float(p["value"]), bool(p["cumulative"]), str(p["metadata"])
+                parse_date(p["date"]),
+                parse_value(str(p["value"])),
+                bool(p["cumulative"]),
+                str(p["metadata"]),
             )
             for p in points
         ]
@@ -234,7 +246,7 @@ def parse_stored_point(data: Mapping[str, Any]) -> StoredPoint:
     return StoredPoint(
         name=str(data["name"]),
         date=parse_date(data["date"]),
-        value=float(data["value"]),
+        value=parse_value(str(data["value"])),
         cumulative=bool(data["cumulative"]),
         metadata=str(data["metadata"]),
         run_id=None if data.get("run_id") is None else int(data["run_id"]),

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from distbench.client import END_STATES, Client, Run
+from distbench.client import END_STATES, Client, Run, numbers
 
 
 def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -> Run:
@@ -32,7 +32,9 @@ def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -
             series = client.run_metrics(run.id, since=since)
             for name, points in series.items():
                 if points:
-                    latest[name] = points[-1].value
+                    values = numbers(points)
+                    if values:
+                        latest[name] = values[-1]
                     last = points[-1].date
                     since = last if since is None or last > since else since
             progress.update(
@@ -68,11 +70,11 @@ def result_table(client: Client, run: Run) -> Table:
     series = client.run_metrics(run.id)
 
     def last(name: str) -> float | None:
-        points = series.get(name)
-        return points[-1].value if points else None
+        values = numbers(series.get(name, []))
+        return values[-1] if values else None
 
     def total(name: str) -> float:
-        return sum(point.value for point in series.get(name, []))
+        return sum(numbers(series.get(name, [])))
 
     table = Table(title=f"run {run.id}: {run.name}", show_header=False)
     table.add_column("what", style="bold")
@@ -107,16 +109,16 @@ def result_table(client: Client, run: Run) -> Table:
         table.add_row("error", str(run.job_metadata.get("error", "")))
     for pod_name in run.job_metadata.get("pods", []):
         pod = client.pod_metrics(pod_name)
-        cpu = pod.get("container_cpu_usage_seconds_total")
-        sent = pod.get("container_network_transmit_bytes_total")
-        memory = pod.get("container_memory_usage_bytes")
+        cpu = numbers(pod.get("container_cpu_usage_seconds_total", []))
+        sent = numbers(pod.get("container_network_transmit_bytes_total", []))
+        memory = numbers(pod.get("container_memory_usage_bytes", []))
         facts = []
         if cpu:
-            facts.append(f"{cpu[-1].value:.1f} CPU-s")
+            facts.append(f"{cpu[-1]:.1f} CPU-s")
         if memory:
-            facts.append(f"{max(p.value for p in memory) / 2**20:.0f} MiB peak")
+            facts.append(f"{max(memory) / 2**20:.0f} MiB peak")
         if sent:
-            facts.append(f"{sent[-1].value / 1e6:.1f} MB sent")
+            facts.append(f"{sent[-1] / 1e6:.1f} MB sent")
         table.add_row(f"pod {pod_name}", ", ".join(facts) or "no samples")
     return table
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -110,16 +111,26 @@ def test_date_defaults_to_now(http: httpx.Client, run_id: int) -> None:
     assert saved["date"] > "2020-01-01T"
 
 
-def test_pod_name_and_run_id_are_exclusive(http: httpx.Client, run_id: int) -> None:
+def test_with_pod_name_and_run_id_the_point_is_the_pods(http: httpx.Client, run_id: int) -> None:
+    # As the seed's own example: both sent, the pod's point stored and answered.
     pod = wait_for_pods(http, run_id)[0]
 
     both = http.post(
         "/api/metrics", json={"run_id": run_id, "pod_name": pod, "name": "x", "value": 1}
     )
+    batch = http.post(
+        "/api/metrics/batch",
+        json=[{"run_id": run_id, "pod_name": pod, "name": "y", "value": 2}],
+    )
     neither = http.post("/api/metrics", json={"name": "x", "value": 1})
 
-    assert (both.status_code, neither.status_code) == (400, 400)
+    assert (both.status_code, batch.status_code, neither.status_code) == (201, 201, 400)
+    assert "run_id" not in both.json()
+    assert both.json()["pod_name"] == pod
     assert run_series(http, run_id) == {}
+    pod_series = http.get(f"/api/metrics/{pod}/").json()
+    assert [p["value"] for p in pod_series["x"]] == ["1.0"]
+    assert [p["value"] for p in pod_series["y"]] == ["2.0"]
 
 
 def test_unknown_run_or_pod_is_404(http: httpx.Client) -> None:
@@ -147,7 +158,22 @@ def test_an_ended_run_still_accepts_points(
 
 # Value sent -> value shown; one server for all (starting one per case is what costs).
 VALUES = {"nan": "nan", "inf": "inf", "-inf": "-inf", "1e3": "1000.0", "0.188236813": "0.188236813"}
-NOT_NUMBERS = ["abc", "", "1_000", True, None, [1], {"v": 1}]
+# Neither a number nor text: empty or blank text, booleans, null, lists, objects.
+NOT_VALUES = ["", "  ", True, None, [1], {"v": 1}]
+# Text that is not ASCII number text: kept as text, exactly as posted. MLBench's TaskResult
+# sentence; what float() reads but the API does not (underscores, other scripts' digits);
+# text that only looks like a number ("0.5%", "1,5").
+TEXTS = [
+    "Reached the target accuracy of 80.0% in 123.45 s",
+    "1_000",
+    "\u0661\u0662",
+    "\uff11",
+    "0.5%",
+    "1,5",
+    ' padded "quoted" text\nwith a newline ',
+    "=HYPERLINK(1)",
+    "x" * 10_000,
+]
 
 
 def test_value_round_trip(http: httpx.Client, run_id: int) -> None:
@@ -158,8 +184,8 @@ def test_value_round_trip(http: httpx.Client, run_id: int) -> None:
         assert run_series(http, run_id)[f"m{sent}"][0]["value"] == shown, sent
 
 
-def test_value_that_is_not_a_number_is_400(http: httpx.Client, run_id: int) -> None:
-    for value in NOT_NUMBERS:
+def test_value_that_is_neither_a_number_nor_text_is_400(http: httpx.Client, run_id: int) -> None:
+    for value in NOT_VALUES:
         response = http.post("/api/metrics", json={"run_id": run_id, "name": "x", "value": value})
 
         assert response.status_code == 400, value
@@ -183,6 +209,117 @@ def test_values_are_stored_as_floating_point(server: RunningServer, http: httpx.
     assert isinstance(columns["value"], sa.Float)
     assert type(stored) is float
     assert stored == 0.5
+
+
+def stored_columns(server: RunningServer, name: str) -> list[tuple[Any, Any]]:
+    """``(value, text_value)`` of the stored points named ``name``, read from the database."""
+    engine = create_engine(server.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT value, text_value FROM metrics WHERE name = :name ORDER BY id"),
+                {"name": name},
+            ).all()
+    finally:
+        engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def test_text_values_are_stored_as_posted(server: RunningServer, http: httpx.Client) -> None:
+    run_id = start_run(http)["id"]
+    pod = wait_for_pods(http, run_id)[0]
+
+    for index, text in enumerate(TEXTS):
+        saved = post_point(http, run_id=run_id, name=f"t{index}", date=at(1), value=text)
+        assert saved["value"] == text
+    post_batch(http, [{"run_id": run_id, "name": "batch", "date": at(2), "value": TEXTS[0]}])
+    pod_saved = post_point(http, pod_name=pod, name="note", date=at(3), value="warm")
+
+    series = run_series(http, run_id)
+    assert [series[f"t{index}"][0]["value"] for index in range(len(TEXTS))] == TEXTS
+    assert series["batch"][0]["value"] == TEXTS[0]
+    assert pod_saved["value"] == "warm"
+    assert http.get(f"/api/metrics/{pod}/").json()["note"] == [{"date": at(3), "value": "warm"}]
+    assert http.get("/api/metrics/").json()[pod]["note"] == [{"date": at(3), "value": "warm"}]
+    # In its own column; value stays NULL (as for NaN, which text_value tells apart).
+    assert stored_columns(server, "t0") == [(None, TEXTS[0])]
+
+
+def test_task_result_posted_as_mlbench_workers_post_it(http: httpx.Client, run_id: int) -> None:
+    # MLBench's post_metric: a form, value=str(value), cumulative and date as Python's str().
+    sentence = "Goal reached: Val Prec@1 80.02 % after 12 epochs in 345.6 s"
+    form = {
+        "run_id": str(run_id),
+        "name": "TaskResult @ 0",
+        "cumulative": "False",
+        "date": "2018-08-03 09:21:38.594282",
+        "value": sentence,
+        "metadata": "",
+    }
+
+    response = http.post("/api/metrics", data=form)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["value"] == sentence
+    assert run_series(http, run_id)["TaskResult @ 0"] == [
+        {
+            "date": "2018-08-03T09:21:38.594282Z",
+            "value": sentence,
+            "cumulative": False,
+            "metadata": "",
+        }
+    ]
+
+
+def test_number_text_stays_a_number(server: RunningServer, http: httpx.Client) -> None:
+    run_id = start_run(http)["id"]
+    for text, number in (
+        (" 1e3 ", 1000.0),
+        ("-0.5", -0.5),
+        ("NaN", None),
+        ("-Infinity", -math.inf),
+    ):
+        post_point(http, run_id=run_id, name=f"n{text}", date=at(1), value=text)
+
+        assert stored_columns(server, f"n{text}") == [(number, None)], text
+
+
+def test_text_points_are_left_out_of_downsampling(http: httpx.Client, run_id: int) -> None:
+    points = spiky_series(run_id, 1000)
+    for index in (0, 300, 999):  # the first, one between the spikes, the last
+        points[index] = {**points[index], "value": f"note {index}"}
+    post_batch(http, points)
+
+    downsampled = run_series(http, run_id, max_points=40)["loss"]
+    newest = run_series(http, run_id, max_points=40, last_n=900)["loss"]
+    short = run_series(http, run_id, last_n=3, max_points=10)["loss"]
+
+    for series in (downsampled, newest):
+        values = [p["value"] for p in series]
+        assert 2 <= len(values) <= 40
+        assert not [value for value in values if value.startswith("note")]
+        assert {"1000.0", "-1000.0"} <= set(values)
+    # A series no longer than max_points comes back whole, its text included.
+    assert [p["value"] for p in short][-1] == "note 999"
+
+
+def test_a_series_of_text_only_downsampled_is_its_first_points(
+    http: httpx.Client, run_id: int
+) -> None:
+    post_batch(
+        http,
+        [
+            {"run_id": run_id, "name": "log", "date": at(s, m), "value": f"line {s}.{m}"}
+            for s in range(10)
+            for m in range(5)
+        ],
+    )
+
+    for params in ({"max_points": 4}, {"max_points": 4, "last_n": 20}):
+        points = run_series(http, run_id, **params)["log"]
+
+        assert len(points) == 4
+        assert all(p["value"].startswith("line ") for p in points)
 
 
 # -- dates -------------------------------------------------------------------------------------
@@ -335,7 +472,7 @@ def test_batch_with_an_unknown_run_stores_nothing(http: httpx.Client, run_id: in
 
 def test_batch_with_one_bad_point_stores_nothing(http: httpx.Client, run_id: int) -> None:
     points = [{"run_id": run_id, "name": "loss", "date": at(s), "value": s} for s in range(5)]
-    points[-1]["value"] = "not a number"
+    points[-1]["value"] = True
 
     response = http.post("/api/metrics/batch", json=points)
 
@@ -434,6 +571,28 @@ def test_export_zip(http: httpx.Client, exported_run: int) -> None:
         assert f"run {exported_run}" in archive.read(f"{stem}/official_result.txt").decode()
         loss = json.loads(archive.read(f"{stem}/loss.json"))
     assert [p["value"] for p in loss] == ["0.5", "0.25"]
+
+
+def test_export_csv_and_json_carry_text_values(http: httpx.Client, exported_run: int) -> None:
+    texts = ["Goal reached, at last", "=HYPERLINK(1)"]
+    post_batch(
+        http,
+        [
+            {"run_id": exported_run, "name": "TaskResult", "date": at(3 + i), "value": text}
+            for i, text in enumerate(texts)
+        ],
+    )
+
+    rows = list(csv.DictReader(io.StringIO(export(http, exported_run, "csv").text)))
+    exported = json.loads(export(http, exported_run, "json").content)
+
+    # Text is guarded against formulas like the other text cells; numbers are left alone.
+    assert [row["value"] for row in rows if row["metric"] == "TaskResult"] == [
+        "Goal reached, at last",
+        "'=HYPERLINK(1)",
+    ]
+    assert [p["value"] for p in exported["TaskResult"]] == texts
+    assert exported == run_series(http, exported_run)
 
 
 def test_export_csv_quotes_formulas_in_text_cells_and_leaves_numbers(

@@ -161,7 +161,8 @@ def test_error_body_schema_is_the_one_shape_and_fastapi_validation_schemas_are_g
 
     assert "HTTPValidationError" not in schemas
     assert "ValidationError" not in schemas
-    assert schemas["ErrorBody"]["required"] == ["error"]
+    assert schemas["ErrorBody"]["required"] == ["error", "message"]
+    assert schemas["ErrorBody"]["properties"]["message"]["type"] == "string"
     assert schemas["ErrorBody"]["properties"]["error"] == {
         "$ref": "#/components/schemas/ErrorDetail"
     }

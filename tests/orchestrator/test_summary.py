@@ -19,6 +19,8 @@ def test_peak_egress_is_the_fastest_interval_in_mbit_per_s() -> None:
     ]
     assert peak_egress_mbit(points) == 100.0
     assert peak_egress_mbit(points[:1]) is None
+    # A text point (a value that is not a number) is no sample of the counter.
+    assert peak_egress_mbit([*points[:2], (3 * second, "reset", True, ""), *points[2:]]) == 100.0
 
 
 def test_finished_run_carries_its_result(server: RunningServer) -> None:
@@ -36,6 +38,10 @@ def test_finished_run_carries_its_result(server: RunningServer) -> None:
             {"run_id": run["id"], "name": "communication_s", "value": 1.0},
             {"run_id": run["id"], "name": "samples_per_s", "value": 1234.5},
             {"run_id": run["id"], "name": "time_to_accuracy_s", "value": 7.5},
+            # Text values (MLBench's TaskResult is a sentence) count in no statistic.
+            {"run_id": run["id"], "name": "val_accuracy", "value": "final: 93 %"},
+            {"run_id": run["id"], "name": "compute_s", "value": "n/a"},
+            {"run_id": run["id"], "name": "time_to_accuracy_s", "value": "reached at epoch 2"},
         ]
         assert http.post("/api/metrics/batch", json=points).status_code == 201
         server.fake.finish(run["id"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse, Response
 
+from distbench.metric_value import value_text
 from distbench.store.metrics import PointRow, Series
 from distbench.timefmt import EPOCH, UsFormatter
 
@@ -25,10 +25,6 @@ class JSONBody(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def _value_text(value: float) -> str:
-    return "nan" if math.isnan(value) else repr(value)
 
 
 def _text(value: str) -> str:
@@ -55,18 +51,21 @@ def series_json(series: Series, *, with_details: bool) -> str:
                 start = EPOCH + dt.timedelta(minutes=minute)
                 prefix = minute_text[minute] = start.strftime("%Y-%m-%dT%H:%M:")
             seconds, micros = divmod(micros, 1_000_000)
-            text = "nan" if value != value else repr(value)  # NaN is unequal to itself
+            if value.__class__ is str:  # text, as posted: JSON-escaped
+                value_json = _text(value)
+            else:
+                value_json = '"nan"' if value != value else f'"{value!r}"'  # NaN: unequal to itself
             if with_details:
                 meta = metadata_json.get(metadata)
                 if meta is None:
                     meta = metadata_json[metadata] = _text(metadata)
                 # %-formatting: measurably faster than f-strings with format specs here.
                 append(
-                    '{"date":"%s%02d.%06dZ","value":"%s","cumulative":%s,"metadata":%s}'  # noqa: UP031
-                    % (prefix, seconds, micros, text, "true" if cumulative else "false", meta)
+                    '{"date":"%s%02d.%06dZ","value":%s,"cumulative":%s,"metadata":%s}'  # noqa: UP031
+                    % (prefix, seconds, micros, value_json, "true" if cumulative else "false", meta)
                 )
             else:
-                append('{"date":"%s%02d.%06dZ","value":"%s"}' % (prefix, seconds, micros, text))  # noqa: UP031
+                append('{"date":"%s%02d.%06dZ","value":%s}' % (prefix, seconds, micros, value_json))  # noqa: UP031
         parts.append(f"{_text(name)}:[{','.join(items)}]")
     return "{" + ",".join(parts) + "}"
 
@@ -88,7 +87,7 @@ def points_as_dicts(points: list[PointRow], *, with_details: bool) -> list[dict[
     fmt = UsFormatter()
     if with_details:
         return [
-            {"date": fmt(d), "value": _value_text(v), "cumulative": c, "metadata": m}
+            {"date": fmt(d), "value": value_text(v), "cumulative": c, "metadata": m}
             for d, v, c, m in points
         ]
-    return [{"date": fmt(d), "value": _value_text(v)} for d, v, _c, _m in points]
+    return [{"date": fmt(d), "value": value_text(v)} for d, v, _c, _m in points]

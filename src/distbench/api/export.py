@@ -49,7 +49,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def text_cell(text: str) -> str:
     """A text field (metric name, owner, metadata) as a CSV cell no spreadsheet evaluates: a
     leading ``'`` where it would start a formula (OWASP's advice for CSV injection). Numbers
-    (the value column, e.g. -1.5) are left as they are."""
+    (the value column's numbers, e.g. -1.5) are left as they are."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
@@ -60,13 +60,15 @@ def _csv(series: Series, *, owner_column: str, owner: str) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([owner_column, "metric", "date", "value", "cumulative", "metadata"])
     for name, points in series.items():
-        for point in points_as_dicts(points, with_details=True):
+        for raw, point in zip(points, points_as_dicts(points, with_details=True), strict=True):
+            # A text value (MLBench's TaskResult sentence) is text like the name: guarded.
+            value = text_cell(point["value"]) if isinstance(raw[1], str) else point["value"]
             writer.writerow(
                 [
                     text_cell(owner),
                     text_cell(name),
                     point["date"],
-                    point["value"],
+                    value,
                     point["cumulative"],
                     text_cell(point["metadata"]),
                 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,44 +15,49 @@ from pydantic import (
 )
 
 from distbench.backends.limits.network import MIN_RATE_MBIT
+from distbench.metric_value import MAX_TEXT_CHARS, as_number, value_text
 from distbench.timefmt import as_utc, format_dt, iso_or_unchanged
 
+# Text without NUL characters: PostgreSQL text cannot hold them, so one would be a 500 there
+# (and a 200 on SQLite). Declared as a pattern so the OpenAPI document says so too.
+NO_NUL = r"^[^\x00]*$"
 
-def _metric_value(raw: object) -> float:
+
+def _metric_value(raw: object) -> float | str:
     # bool is an int subclass; ``true`` as a metric value is a client bug, not 1.0.
     if isinstance(raw, bool):
-        raise ValueError("must be a number or a string holding one, not a boolean")
+        raise ValueError("must be a number or text, not a boolean")
     if isinstance(raw, int | float):
         return float(raw)
-    # float() also reads other scripts' digits ("١٢" is 12) and underscores; the API promises
-    # the ASCII number text of the pattern below.
-    if isinstance(raw, str) and raw.isascii() and "_" not in raw:
-        try:
-            return float(raw.strip())
-        except ValueError:
-            pass
-    raise ValueError(f'{raw!r} is not a number: send e.g. 0.7845, "0.7845", "nan" or "inf"')
+    if isinstance(raw, str):
+        number = as_number(raw)
+        if number is not None:
+            return number
+        # Anything else is text (MLBench's TaskResult sentence), within limits.
+        if not raw.strip():
+            raise ValueError('is empty: send a number (e.g. 0.7845, "0.7845", "nan") or text')
+        if "\x00" in raw:
+            raise ValueError("must not contain NUL characters (\\u0000)")
+        if len(raw) > MAX_TEXT_CHARS:
+            raise ValueError(f"is text of {len(raw)} characters: at most {MAX_TEXT_CHARS}")
+        return raw
+    raise ValueError(
+        f'{raw!r} is not a number or text: send e.g. 0.7845, "0.7845", "nan", "inf" or a sentence'
+    )
 
-
-# What float() accepts, less its oddities (underscores), for the OpenAPI document.
-_NUMBER_TEXT = (
-    r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
-    r"|[Nn][Aa][Nn]|[Ii][Nn][Ff]([Ii][Nn][Ii][Tt][Yy])?)\s*$"
-)
 
 MetricValue = Annotated[
-    float,
+    float | str,
     BeforeValidator(_metric_value),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "number"},
-                {
-                    "type": "string",
-                    "pattern": _NUMBER_TEXT,
-                },
+                {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": NO_NUL},
             ],
-            "description": "A number, or a string holding one; nan, inf and -inf are accepted.",
+            "description": "A number, or a string: ASCII number text (nan, inf and -inf "
+            "included) is stored as a number, any other text (MLBench's TaskResult sentence) as "
+            "text, served back as posted and left out of downsampling and statistics.",
         }
     ),
 ]
@@ -67,10 +71,6 @@ def not_a_boolean(raw: object) -> object:
         raise ValueError("must be a number, not a boolean")
     return raw
 
-
-# Text without NUL characters: PostgreSQL text cannot hold them, so one would be a 500 there
-# (and a 200 on SQLite). Declared as a pattern so the OpenAPI document says so too.
-NO_NUL = r"^[^\x00]*$"
 
 # Run ids are PostgreSQL ``integer``s: a larger one in a query is a database error (a 500).
 MAX_RUN_ID = 2**31 - 1
@@ -90,6 +90,9 @@ class ErrorBody(BaseModel):
     """The one shape of every error response."""
 
     error: ErrorDetail
+    message: str = Field(
+        description="The same text as error.message, at the top level where MLBench's CLI reads it."
+    )
 
 
 class PodPublic(BaseModel):
@@ -103,21 +106,16 @@ class PodPublic(BaseModel):
 
 
 class MetricCreate(BaseModel):
-    """One metric point. Exactly one of ``pod_name`` and ``run_id``."""
+    """One metric point of a pod (``pod_name``) or a run (``run_id``). With both, as in the
+    seed's own example, the point is the pod's."""
 
-    # The document states the "exactly one" rule too (null counts as absent, as in the API).
+    # The document states the "one of them" rule too (null counts as absent, as in the API).
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
-            "oneOf": [
-                {
-                    "required": ["pod_name"],
-                    "properties": {"pod_name": {"type": "string"}, "run_id": {"type": "null"}},
-                },
-                {
-                    "required": ["run_id"],
-                    "properties": {"run_id": {"type": "integer"}, "pod_name": {"type": "null"}},
-                },
+            "anyOf": [
+                {"required": ["pod_name"], "properties": {"pod_name": {"type": "string"}}},
+                {"required": ["run_id"], "properties": {"run_id": {"type": "integer"}}},
             ]
         },
     )
@@ -262,11 +260,10 @@ class Health(BaseModel):
     version: str
 
 
-def format_value(value: float) -> str:
-    """A stored value as the API shows it: the shortest text that reads back as the same float."""
-    if math.isnan(value):
-        return "nan"
-    return repr(value)
+def format_value(value: float | str) -> str:
+    """A stored value as the API shows it: text as posted, a number as the shortest text that
+    reads back as the same float."""
+    return value_text(value)
 
 
 def format_optional_dt(value: dt.datetime | None) -> str | None:

@@ -26,7 +26,16 @@ RUN_METRICS = (
 TRANSMIT = "container_network_transmit_bytes_total"
 
 
-def _last(series: metric_store.Series, name: str) -> float | None:
+NumberRow = tuple[int, float, bool, str]
+
+
+def _numbers(points: list[metric_store.PointRow]) -> list[NumberRow]:
+    """The points whose value is a number: text values (MLBench's TaskResult sentence, or a
+    worker's mistake) have no place in a result computed from numbers."""
+    return [(d, v, c, m) for d, v, c, m in points if not isinstance(v, str)]
+
+
+def _last(series: dict[str, list[NumberRow]], name: str) -> float | None:
     points = series.get(name)
     return points[-1][1] if points else None
 
@@ -34,7 +43,7 @@ def _last(series: metric_store.Series, name: str) -> float | None:
 def peak_egress_mbit(points: list[metric_store.PointRow]) -> float | None:
     """The fastest a pod sent between two samples of its transmit counter, in Mbit/s."""
     best = None
-    for (d0, v0, _, _), (d1, v1, _, _) in itertools.pairwise(points):
+    for (d0, v0, _, _), (d1, v1, _, _) in itertools.pairwise(_numbers(points)):
         if d1 > d0 and v1 >= v0:
             rate = (v1 - v0) * 8 / ((d1 - d0) / 1e6) / 1e6
             best = rate if best is None else max(best, rate)
@@ -43,7 +52,8 @@ def peak_egress_mbit(points: list[metric_store.PointRow]) -> float | None:
 
 def summarize(*, conn: sa.Connection, run: RunRecord) -> dict[str, Any]:
     spec = metric_store.SeriesQuery(names=RUN_METRICS)
-    series = metric_store.read_series(conn=conn, run_id=run.id, spec=spec)
+    stored = metric_store.read_series(conn=conn, run_id=run.id, spec=spec)
+    series = {name: _numbers(points) for name, points in stored.items()}
     result: dict[str, Any] = {"state": run.state}
     target = run.options.get("target_accuracy")
     tta = _last(series, "time_to_accuracy_s")

@@ -1,7 +1,9 @@
 """Metric points: writing them in bulk and reading series, raw or downsampled.
 
 Series come back as rows ``(date_us, value, cumulative, metadata)`` grouped by metric name; the
-API formats them. NaN is stored as NULL (see ``tables.metrics``) and restored here.
+API formats them. NaN is stored as NULL (see ``tables.metrics``) and restored here. A value that
+is text (``distbench.metric_value``) is stored in ``text_value`` and comes back as the ``str``;
+downsampling picks numbers only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from distbench.store.tables import metrics
 
 NAN = math.nan
 
-PointRow: TypeAlias = tuple[int, float, bool, str]
+PointRow: TypeAlias = tuple[int, float | str, bool, str]
 Series: TypeAlias = dict[str, list[PointRow]]
 
 
@@ -80,7 +82,7 @@ def check_owners(
         )
 
 
-_COLUMNS = "run_id, pod_name, name, date_us, value, cumulative, metadata"
+_COLUMNS = "run_id, pod_name, name, date_us, value, text_value, cumulative, metadata"
 
 
 def insert_rows(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> None:
@@ -93,7 +95,9 @@ def insert_rows(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> None:
             p.pod_name,
             p.name,
             p.date_us,
-            None if p.value != p.value else p.value,  # NaN is the one value unequal to itself
+            # NaN, the one value unequal to itself, and text are NULL here.
+            None if p.value != p.value or isinstance(p.value, str) else p.value,
+            p.value if isinstance(p.value, str) else None,
             p.cumulative,
             p.metadata,
         )
@@ -110,7 +114,7 @@ def insert_rows(*, conn: sa.Connection, points: Sequence[MetricPoint]) -> None:
                 copy.write_row(row)
     else:
         # Column names are this module's constant; values travel as parameters.
-        insert = f"INSERT INTO metrics ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+        insert = f"INSERT INTO metrics ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
         conn.exec_driver_sql(insert, rows)
 
 
@@ -130,7 +134,16 @@ def _restrict(query: sa.Select[Any], spec: SeriesQuery) -> sa.Select[Any]:
     return query
 
 
-_POINT_COLUMNS = (metrics.c.date_us, metrics.c.value, metrics.c.cumulative, metrics.c.metadata)
+# text_value is read only where value is NULL: SQLite then reads the table row only for those
+# (the rest of a pod series comes from the index alone).
+_TEXT = sa.case((metrics.c.value.is_(None), metrics.c.text_value)).label("text_value")
+_POINT_COLUMNS = (
+    metrics.c.date_us,
+    metrics.c.value,
+    _TEXT,
+    metrics.c.cumulative,
+    metrics.c.metadata,
+)
 
 
 def fetch_raw(conn: sa.Connection, query: sa.ClauseElement) -> list[tuple[Any, ...]]:
@@ -155,9 +168,15 @@ def fetch_raw(conn: sa.Connection, query: sa.ClauseElement) -> list[tuple[Any, .
         cursor.close()
 
 
+def _value(number: float | None, text: str | None) -> float | str:
+    if number is not None:
+        return number
+    return NAN if text is None else text
+
+
 def _point(row: Sequence[Any]) -> PointRow:
-    value = row[1]
-    return (row[0], NAN if value is None else value, bool(row[2]), row[3])
+    """A row of ``_POINT_COLUMNS`` as a ``PointRow``."""
+    return (row[0], _value(row[1], row[2]), bool(row[3]), row[4])
 
 
 def read_series(
@@ -173,7 +192,7 @@ def read_series(
         query = _restrict(sa.select(metrics.c.name, *_POINT_COLUMNS).where(owner), spec)
         rows = fetch_raw(conn, query.order_by(metrics.c.name, metrics.c.date_us))
         return {
-            name: [(d, NAN if v is None else v, bool(c), m) for _, d, v, c, m in group]
+            name: [(d, _value(v, t), bool(c), m) for _, d, v, t, c, m in group]
             for name, group in itertools.groupby(rows, key=operator.itemgetter(0))
         }
     names_query = _restrict(sa.select(metrics.c.name).where(owner).distinct(), spec)
@@ -194,7 +213,7 @@ def read_all_pod_series(
             fetch_raw(conn, query), key=operator.itemgetter(0, 1)
         ):
             result.setdefault(pod, {})[name] = [
-                (d, NAN if v is None else v, bool(c), m) for _, _, d, v, c, m in group
+                (d, _value(v, t), bool(c), m) for _, _, d, v, t, c, m in group
             ]
         return result
     pods_query = _restrict(sa.select(metrics.c.pod_name).where(owner).distinct(), spec)
@@ -223,7 +242,9 @@ def _downsampled_in_sql(
     conn: sa.Connection, base: sa.Select[Any], max_points: int
 ) -> list[PointRow]:
     """At most ``max_points`` points: the series cut into ``max_points // 2`` equal time buckets,
-    each giving its lowest and its highest point (so a spike is never averaged away)."""
+    each giving its lowest and its highest point (so a spike is never averaged away). Text and
+    NaN points have no place on that scale (their ``value`` is NULL, which MIN and MAX skip):
+    a downsampled series holds numbers only, unless it has none."""
     # A short series is returned whole: reading max_points + 1 rows says so without counting
     # (a count scans the whole index range).
     head = fetch_raw(conn, base.order_by(metrics.c.date_us).limit(max_points + 1))
@@ -251,14 +272,14 @@ def _downsampled_in_sql(
     for key, low, high in fetch_raw(conn, extremes.order_by(None)):
         if low is not None:
             wanted.update(((key, low), (key, high)))
-    if not wanted:  # every value NaN
+    if not wanted:  # every value NaN or text
         return [_point(row) for row in head[:max_points]]
     holders = base.with_only_columns(*_POINT_COLUMNS, bucket.label("bucket")).where(
         metrics.c.value.in_(sorted({value for _, value in wanted}))
     )
     chosen: list[PointRow] = []
     for row in fetch_raw(conn, holders.order_by(metrics.c.date_us)):
-        key = (row[4], row[1])
+        key = (row[5], row[1])
         if key in wanted:
             wanted.discard(key)  # one point per extreme, the earliest
             chosen.append(_point(row))
@@ -270,19 +291,23 @@ def _date_of(point: PointRow) -> int:
 
 
 def downsample_rows(points: list[PointRow], max_points: int) -> list[PointRow]:
-    """The in-memory twin of ``_downsampled_in_sql``, for series already fetched."""
+    """The in-memory twin of ``_downsampled_in_sql``, for series already fetched: text points
+    are left out of a downsampled series, as there."""
     if len(points) <= max_points:
         return points
+    numbers = [(d, v, c, m) for d, v, c, m in points if not isinstance(v, str)]
+    if not numbers:  # every value text
+        return points[:max_points]
     first_us = points[0][0]
     scale = max(1, max_points // 2) / (points[-1][0] - first_us + 1)
-    low: dict[int, PointRow] = {}
-    high: dict[int, PointRow] = {}
-    for point in points:
+    low: dict[int, tuple[int, float, bool, str]] = {}
+    high: dict[int, tuple[int, float, bool, str]] = {}
+    for point in numbers:
         key = int((point[0] - first_us) * scale)
         value = point[1]
         if key not in low or value < low[key][1] or math.isnan(low[key][1]):
             low[key] = point
         if key not in high or value > high[key][1] or math.isnan(high[key][1]):
             high[key] = point
-    chosen = dict.fromkeys((*low.values(), *high.values()))
+    chosen: dict[PointRow, None] = dict.fromkeys((*low.values(), *high.values()))
     return sorted(chosen, key=_date_of)[:max_points]

@@ -60,7 +60,8 @@ class MetricPoint:
 
     name: str
     date_us: int
-    value: float
+    # A number, or text (MLBench's TaskResult sentence; see distbench.metric_value).
+    value: float | str
     run_id: int | None = None
     pod_name: str | None = None
     cumulative: bool = False

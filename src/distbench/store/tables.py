@@ -84,6 +84,9 @@ metrics = sa.Table(
     # NULL stands for NaN: SQLite silently turns a stored NaN into NULL, so the store maps NaN to
     # NULL on both databases and back on the way out, keeping diverged losses visible.
     sa.Column("value", sa.Float),
+    # A value that is not a number (MLBench's TaskResult sentence), as posted; ``value`` is NULL
+    # then. Outside the series indexes: rare, and up to 10,000 characters long.
+    sa.Column("text_value", sa.Text),
     sa.Column("cumulative", sa.Boolean, nullable=False, default=False),
     sa.Column("metadata", sa.Text, nullable=False, default=""),
     sa.CheckConstraint("(run_id IS NULL) <> (pod_name IS NULL)", name="exactly_one_owner"),

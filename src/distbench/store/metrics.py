@@ -192,7 +192,11 @@ def read_series(
         query = _restrict(sa.select(metrics.c.name, *_POINT_COLUMNS).where(owner), spec)
         rows = fetch_raw(conn, query.order_by(metrics.c.name, metrics.c.date_us))
         return {
-            name: [(d, _value(v, t), bool(c), m) for _, d, v, t, c, m in group]
+            # _value inlined: a call per point cost a tenth of the read.
+            name: [
+                (d, v if v is not None else NAN if t is None else t, bool(c), m)
+                for _, d, v, t, c, m in group
+            ]
             for name, group in itertools.groupby(rows, key=operator.itemgetter(0))
         }
     names_query = _restrict(sa.select(metrics.c.name).where(owner).distinct(), spec)
@@ -213,7 +217,8 @@ def read_all_pod_series(
             fetch_raw(conn, query), key=operator.itemgetter(0, 1)
         ):
             result.setdefault(pod, {})[name] = [
-                (d, _value(v, t), bool(c), m) for _, _, d, v, t, c, m in group
+                (d, v if v is not None else NAN if t is None else t, bool(c), m)
+                for _, _, d, v, t, c, m in group
             ]
         return result
     pods_query = _restrict(sa.select(metrics.c.pod_name).where(owner).distinct(), spec)

@@ -131,8 +131,8 @@ async def require_writer(request: Request) -> Caller:
 
 async def require_reader(request: Request) -> None:
     """With ``protect_reads``, reads (GET, HEAD) need the server token as writes do; a run
-    token, made to post one run's metrics, reads nothing. Other methods are left to
-    ``require_writer``."""
+    token, made to post one run's metrics, reads only that run's series back. Other methods
+    are left to ``require_writer``."""
     settings: Settings = request.app.state.settings
     if not settings.protect_reads or settings.token is None:
         return

@@ -472,6 +472,21 @@ def test_second_active_run_is_run_active(client: Client) -> None:
     assert [run.id for run in client.runs()] == [active.id]
 
 
+def test_start_run_with_queue_comes_back_queued_and_starts_in_turn(
+    server: RunningServer, client: Client
+) -> None:
+    active = started_run(client, num_workers=1, name="active")
+    queued = client.start_run(name="queued", num_workers=1, queue=True)
+    assert (queued.state, queued.is_queued, queued.is_active) == ("QUEUED", True, False)
+    assert not queued.has_ended
+    with pytest.raises(RunActive):
+        client.start_run(name="refused", num_workers=1, queue=False)
+
+    server.fake.finish(active.id)
+    started = client.wait_for_run(queued.id, timeout_s=15, until={"STARTED"})
+    assert started.is_active
+
+
 def test_limit_the_backend_cannot_enforce(start_server: StartServer) -> None:
     server = start_server(backend=FakeBackend(supports_bandwidth=False))
     with Client(server.url) as client:

@@ -91,6 +91,14 @@ def serve(
     collect_interval: Annotated[
         float | None, typer.Option(help="Seconds between pod resource samples [default: 2]")
     ] = None,
+    queue_runs: Annotated[
+        bool,
+        typer.Option(
+            "--queue-runs",
+            help="A run posted while another is active waits QUEUED for its turn instead of a "
+            "409, unless it asks queue: false (for MLBench's client, which cannot ask to queue)",
+        ),
+    ] = False,
     allow_commands: Annotated[
         bool,
         typer.Option(
@@ -154,6 +162,7 @@ def serve(
         collect_interval_s=collect_interval,
         data_root=data_root,
         allow_commands=allow_commands or None,
+        queue_runs=queue_runs or None,
         backend=backend,
         namespace=namespace,
         worker_image=worker_image,

@@ -126,10 +126,17 @@ def run(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run and print its result")
     ] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="If another run is active or queued, wait for it (QUEUED), not 409"
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Start a run; with --wait, show its progress and result (exit 1 unless it FINISHED)."""
+    """Start a run; with --wait, show its progress and result (exit 1 unless it FINISHED).
+    With --queue it waits its turn behind the runs before it."""
     options = parse_options(option or [])
     argv, working_dir = command_and_dir(command, workdir, benchmark)
     what = Path(argv[1] if len(argv) > 1 else argv[0]).name if argv else benchmark or "digits"
@@ -148,8 +155,10 @@ def run(
             options=options,
             command=argv,
             working_dir=working_dir,
+            queue=queue or None,
         )
-        console.print(f"run {started.id} started: {label}")
+        verb = "queued (it starts when the runs before it end)" if started.is_queued else "started"
+        console.print(f"run {started.id} {verb}: {label}")
         if not wait:
             return
         from distbench.watch import follow, result_table

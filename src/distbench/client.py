@@ -332,13 +332,18 @@ class Client:
         options: Mapping[str, Any] | None = None,
         command: Sequence[str] | None = None,
         working_dir: str | None = None,
+        queue: bool | None = None,
     ) -> Run:
         """Start a run of ``num_workers`` workers with ``num_cpus`` cores and ``max_bandwidth``
         Mbit/s of egress each. Arguments left ``None`` take the server's defaults. ``command``
         (an argv, run in ``working_dir``) replaces the benchmark task; the server must allow it.
 
-        Raises ``RunActive`` while another run is active, ``LimitUnsupported`` for a limit the
-        backend cannot enforce, ``InvalidInput`` for bad values."""
+        With ``queue=True`` a run posted while another is active or queued comes back QUEUED
+        and the server starts it in turn; ``None`` leaves it to the server (``--queue-runs``).
+
+        Raises ``RunActive`` while another run is active or queued (unless it queues),
+        ``LimitUnsupported`` for a limit the backend cannot enforce, ``InvalidInput`` for bad
+        values."""
         body: dict[str, Any] = {"name": name, "num_workers": num_workers, "num_cpus": num_cpus}
         optional = {
             "max_bandwidth": max_bandwidth,
@@ -349,6 +354,7 @@ class Client:
             "options": None if options is None else dict(options),
             "command": None if command is None else list(command),
             "working_dir": working_dir,
+            "queue": queue,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return self._json("POST", "/api/runs/", parse_run, json=body)

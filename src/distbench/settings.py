@@ -94,6 +94,12 @@ class Settings(BaseSettings):
             )
         return url
 
+    queue_runs: bool = Field(
+        default=False,
+        description="A run posted while another is active waits its turn (QUEUED) instead of "
+        "a 409, unless its request says queue: false. For clients that cannot ask to queue "
+        "(MLBench's, whose `mlbench run NAME 2 4 8` posts three runs at once).",
+    )
     allow_commands: bool = Field(
         default=False,
         description="Let token holders start runs of their own commands (arbitrary code as the "

@@ -45,7 +45,9 @@ requires_root = pytest.mark.skipif(
 QUICK = {"target_accuracy": 0.5}
 # ... and never reached (val accuracy 1.0 does not happen), so the run trains until stopped.
 ENDLESS = {"target_accuracy": 1.0, "max_epochs": 10_000}
-ACTIVE = ("INITIALIZED", "STARTED")
+# Not ended yet. Queued runs come first, so a teardown aborts them before the active run
+# (runs are listed newest first), and no queued run starts while a test is being torn down.
+ACTIVE = ("QUEUED", "INITIALIZED", "STARTED")
 
 
 def wait_for(check: Callable[[], T | None], *, what: str, timeout_s: float = 30) -> T:

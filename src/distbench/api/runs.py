@@ -76,7 +76,8 @@ def get_run(conn: ConnDep, run_id: RunId) -> Response:
 async def start_run(
     request: Request, caller: WriterDep, settings: SettingsDep, orchestrator: OrchestratorDep
 ) -> Response:
-    """Start a run; 409 while another is INITIALIZED or STARTED."""
+    """Start a run; 409 while another is INITIALIZED or STARTED, or runs are QUEUED. With
+    ``queue: true`` (or a server started with --queue-runs) it waits QUEUED for its turn."""
     if not caller.is_admin:
         raise Forbidden("a run token may post metrics only; starting runs needs the server token")
     spec = validate_model(RunCreate, await read_payload(request, settings.max_body_bytes))
@@ -109,7 +110,8 @@ async def start_run(
         start_timeout_s=spec.start_timeout_s,
         gpu=spec.gpu,
     )
-    run = await run_in_threadpool(orchestrator.create_run, new)
+    queue = settings.queue_runs if spec.queue is None else spec.queue
+    run = await run_in_threadpool(lambda: orchestrator.create_run(new, queue=queue))
     return JSONBody(run_public(run))
 
 
@@ -148,7 +150,7 @@ def check_command_allowed(spec: RunCreate, settings: Settings) -> None:
 )
 async def abort_run(run_id: RunId, caller: WriterDep, orchestrator: OrchestratorDep) -> Response:
     """Abort a run: its workers are stopped, its state becomes ABORTED, its data is kept.
-    An ended run is returned unchanged."""
+    A QUEUED run becomes ABORTED without ever starting. An ended run is returned unchanged."""
     if not caller.is_admin:
         raise Forbidden("a run token may post metrics only; aborting needs the server token")
     run = await run_in_threadpool(orchestrator.abort, run_id)

@@ -220,6 +220,11 @@ class RunCreate(BaseModel):
         default=None, gt=0, description="Fail the run if its workers have not all started by then."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Benchmark task options.")
+    queue: bool | None = Field(
+        default=None,
+        description="Wait in the queue (state QUEUED) while another run is active or queued, "
+        "and start in turn, instead of a 409 [default: the server's --queue-runs, else false].",
+    )
 
     _numbers_not_booleans = field_validator(
         "num_workers", "num_cpus", "max_bandwidth", "time_limit_s", "start_timeout_s", mode="before"
@@ -232,7 +237,7 @@ class RunPublic(BaseModel):
     created_at: str
     started_at: str | None
     finished_at: str | None
-    state: Literal["INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"]
+    state: Literal["QUEUED", "INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"]
     job_id: str
     job_metadata: dict[str, Any]
     num_workers: int

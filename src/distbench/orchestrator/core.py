@@ -1,4 +1,8 @@
-"""Run lifecycle: INITIALIZED -> STARTED -> FINISHED | FAILED | ABORTED.
+"""Run lifecycle: [QUEUED ->] INITIALIZED -> STARTED -> FINISHED | FAILED | ABORTED.
+
+A run posted with ``queue`` waits QUEUED (in the database, so a restart keeps the queue) until
+no run is active; the monitor then starts the first in line. A queued run that is aborted
+never starts.
 
 Each transition is one transaction through ``store.runs.transition``, which only moves a run out
 of the states it names; so when a failure, a finish and an abort race, the first one wins and
@@ -25,7 +29,7 @@ from distbench.orchestrator.tokens import run_token
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
 from distbench.store.records import NewRun, RunRecord
-from distbench.store.tables import ACTIVE_STATES
+from distbench.store.tables import ACTIVE_STATES, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ class Orchestrator:
         # until ``launch`` returns (a half-created run would look like one whose workers died).
         self._launching: set[int] = set()
         self._launching_lock = threading.Lock()
+        # Runs being aborted whose workers are still stopping: the next queued run waits for
+        # them, so it does not share the machine with a run's last seconds.
+        self._stopping: set[int] = set()
         # Called with a run's pod names just before its workers are cleaned up (the collector
         # takes its last sample there: a removed network namespace has no counters left).
         self.before_cleanup: Callable[[list[str]], object] | None = None
@@ -84,20 +91,25 @@ class Orchestrator:
         try:
             with self.engine.connect() as conn:
                 active = run_store.active_runs(conn=conn)
+                queued = run_store.queued_run_ids(conn=conn)
         except Exception:
-            log.exception("could not list the active runs at shutdown")
-            active = []
+            log.exception("could not list the active and queued runs at shutdown")
+            active, queued = [], []
         for run in active:
             log.warning(
                 "run %s (%s) keeps running; a restart adopts it (abort it to end it)",
                 run.id,
                 run.state,
             )
+        if queued:
+            log.warning("runs %s stay queued; a restart starts them in turn", queued)
         self.backend.close()
 
     # -- requests ----------------------------------------------------------------------------
-    def create_run(self, new: NewRun) -> RunRecord:
-        """Store the run (409 if one is active) and hand it to the backend in the background.
+    def create_run(self, new: NewRun, *, queue: bool = False) -> RunRecord:
+        """Store the run (409 if one is active or runs are queued) and hand it to the backend
+        in the background. With ``queue``, store it QUEUED behind the others instead; it starts
+        here and now when nothing is active and nothing waits before it.
 
         A run the backend cannot honour is refused before anything is stored. The stored
         options are the task's complete options, defaults included, so a run can be repeated.
@@ -106,17 +118,52 @@ class Orchestrator:
             new = replace(new, options=benchmarks.resolve_options(new.benchmark, new.options))
         self.backend.check(new)
         with self.engine.begin() as conn:
-            run = run_store.create_run(conn=conn, new=new)
+            run = run_store.create_run(conn=conn, new=new, queued=queue)
+        if not queue:
+            self._begin_launch(run)
+            return run
+        self.start_next_queued()
+        with self.engine.connect() as conn:
+            return run_store.get_run(conn=conn, run_id=run.id)
+
+    def start_next_queued(self) -> RunRecord | None:
+        """Start the first queued run if no run is active (nor stopping). Returns it, or None."""
+        with self._launching_lock:
+            if self._stopping:
+                return None
+        with self.engine.begin() as conn:
+            run = run_store.start_next_queued(conn=conn)
+        if run is not None:
+            log.info("run %s: its turn in the queue has come", run.id)
+            self._begin_launch(run)
+        return run
+
+    def _begin_launch(self, run: RunRecord) -> None:
+        # Its start timeout and time limit count from here: for a queued run, its real start.
         self._seen_at[run.id] = self._clock()
         with self._launching_lock:
             self._launching.add(run.id)
         self._launches.submit(self._launch, run)
-        return run
 
     def abort(self, run_id: int) -> RunRecord:
-        """Stop the run's workers and mark it ABORTED. An ended run is returned unchanged."""
+        """Stop the run's workers and mark it ABORTED. A queued run is ABORTED without ever
+        starting. An ended run is returned unchanged."""
         with self.engine.connect() as conn:
             run = run_store.get_run(conn=conn, run_id=run_id)
+        if run.state == QUEUED:
+            with self.engine.begin() as conn:
+                dequeued = run_store.transition(
+                    conn=conn,
+                    run_id=run_id,
+                    to_state="ABORTED",
+                    from_states=(QUEUED,),
+                    metadata_update={"reason": "aborted by request while queued (never started)"},
+                )
+                # Its turn came meanwhile: it is active now, and aborted as such below.
+                run = dequeued or run_store.get_run(conn=conn, run_id=run_id)
+            if dequeued is not None:
+                log.info("run %s ABORTED while queued", run_id)
+                return dequeued
         if not run.is_active:
             return run
         # Let a launch in progress finish first, or it would start workers after the stop.
@@ -128,8 +175,14 @@ class Orchestrator:
             time.sleep(0.05)
         # ABORTED is committed before the workers are signalled: stopped workers exit non-zero,
         # and the monitor, seeing that first, would otherwise end the run FAILED.
-        ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
-        self._stop_workers(run, grace_s=STOP_GRACE_S)
+        with self._launching_lock:
+            self._stopping.add(run_id)
+        try:
+            ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
+            self._stop_workers(run, grace_s=STOP_GRACE_S)
+        finally:
+            with self._launching_lock:
+                self._stopping.discard(run_id)
         if ended is not None:
             return ended
         with self.engine.connect() as conn:
@@ -251,6 +304,8 @@ class Orchestrator:
                 )
                 continue
             self._apply(run, self.backend.status(run), restarted=False)
+        # After the active run's end was handled above (its workers stopped), not before.
+        self.start_next_queued()
 
     def _apply(self, run: RunRecord, status: RunStatus, *, restarted: bool) -> None:
         exit_codes = dict(status.exit_codes)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from distbench.errors import NotFound, RunActive
 from distbench.store.records import NewRun, RunRecord
-from distbench.store.tables import ACTIVE_STATES, runs
+from distbench.store.tables import ACTIVE_STATES, QUEUED, runs
 
 
 def _naive_utc_now() -> dt.datetime:
@@ -43,8 +43,10 @@ def _record(row: sa.Row[Any]) -> RunRecord:
     )
 
 
-def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
-    """Insert a run in state INITIALIZED, or raise ``RunActive`` if one is active.
+def create_run(*, conn: sa.Connection, new: NewRun, queued: bool = False) -> RunRecord:
+    """Insert a run in state INITIALIZED, or raise ``RunActive`` if one is active or runs are
+    queued (starting now would jump the queue). With ``queued``, insert it QUEUED instead, to
+    be started in its turn (``start_next_queued``): never refused for another run.
 
     The unique index ``uq_runs_one_active`` decides, so racing requests cannot both win. The
     insert runs in a savepoint so a refusal leaves the caller's transaction usable.
@@ -52,7 +54,7 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
     values = {
         "name": new.name,
         "created_at": _naive_utc_now(),
-        "state": "INITIALIZED",
+        "state": QUEUED if queued else "INITIALIZED",
         "job_id": str(uuid.uuid4()),
         "job_metadata": {},
         "num_workers": new.num_workers,
@@ -70,6 +72,10 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
     try:
         with conn.begin_nested():
             run_id = conn.execute(runs.insert().values(values).returning(runs.c.id)).scalar_one()
+            if not queued:
+                # After the insert, so an active run is refused as it always was; raising
+                # here rolls the savepoint, and with it the insert, back.
+                _refuse_if_runs_wait(conn)
     except sa.exc.IntegrityError as exc:
         active = conn.execute(
             sa.select(runs.c.id, runs.c.state).where(runs.c.state.in_(ACTIVE_STATES))
@@ -78,10 +84,55 @@ def create_run(*, conn: sa.Connection, new: NewRun) -> RunRecord:
             raise
         raise RunActive(
             f"run {active.id} is {active.state}: wait for it to end or abort it with "
-            f"DELETE /api/runs/{active.id}/ before starting another",
+            f"DELETE /api/runs/{active.id}/ before starting another (or send queue: true "
+            "to start it after this one)",
             details={"active_run_id": active.id},
         ) from exc
     return get_run(conn=conn, run_id=run_id)
+
+
+def _refuse_if_runs_wait(conn: sa.Connection) -> None:
+    """A run that does not queue may not start while others wait their turn, even between two
+    of them (the queue would be overtaken). The index does not see queued runs, so this is a
+    plain check: a queued run posted at the very same moment may lose its place to this one,
+    which is no worse than having been posted a moment later."""
+    waiting = queued_run_ids(conn=conn)
+    if waiting:
+        raise RunActive(
+            f"{len(waiting)} run(s) wait in the queue (first: run {waiting[0]}): send "
+            "queue: true to start this one after them, or abort them with "
+            f"DELETE /api/runs/{waiting[0]}/",
+            details={"queued_run_ids": waiting},
+        )
+
+
+def queued_run_ids(*, conn: sa.Connection) -> list[int]:
+    """The queue, first in line first (creation order)."""
+    return list(
+        conn.execute(sa.select(runs.c.id).where(runs.c.state == QUEUED).order_by(runs.c.id))
+        .scalars()
+        .all()
+    )
+
+
+def start_next_queued(*, conn: sa.Connection) -> RunRecord | None:
+    """Move the first queued run to INITIALIZED, if no run is active. Returns it, or None when
+    the queue is empty or a run is active (the one-active-run index refuses the move, so two
+    servers or threads doing this at once start one run, never two)."""
+    waiting = queued_run_ids(conn=conn)
+    if not waiting:
+        return None
+    # Checked first so a waiting queue does not hit the index (an error in PostgreSQL's log)
+    # at every poll; the index still decides when this check races another start.
+    if conn.execute(sa.select(runs.c.id).where(runs.c.state.in_(ACTIVE_STATES))).first():
+        return None
+    try:
+        with conn.begin_nested():
+            return transition(
+                conn=conn, run_id=waiting[0], to_state="INITIALIZED", from_states=(QUEUED,)
+            )
+    except sa.exc.IntegrityError:
+        return None
 
 
 def get_run(*, conn: sa.Connection, run_id: int) -> RunRecord:

@@ -16,6 +16,8 @@ from distbench.api.export import mlbench_date
 from tests.api.helpers import client, post_batch, start_run, wait_for_pods
 from tests.conftest import RunningServer
 
+SENTENCE = "Run completed 12 epochs in 81.2s, reaching 80.31% validation accuracy (target 80%)."
+
 
 @pytest.fixture
 def http(server: RunningServer) -> Iterator[httpx.Client]:
@@ -92,6 +94,24 @@ def test_official_result_without_task_result_says_so(
         text = archive.read("official_result.txt").decode()
 
     assert text.startswith(f"No TaskResult was posted for run {run_id}")
+
+
+def test_official_result_holds_the_task_result_sentence(http: httpx.Client) -> None:
+    # MLBench's workers post the goal's sentence as "TaskResult @ 0"; its download wrote that
+    # value, and no result_TaskResult file.
+    run_id: int = start_run(http, name="result", num_workers=1)["id"]
+    post_batch(
+        http,
+        [
+            {"run_id": run_id, "name": "train_loss @ 0", "date": at(1), "value": 0.5},
+            {"run_id": run_id, "name": "TaskResult @ 0", "date": at(2), "value": SENTENCE},
+        ],
+    )
+
+    # The result is the run's, whatever the download's filters.
+    with download(http, run_id, metric_filter="train_loss @ 0") as archive:
+        assert archive.read("official_result.txt").decode() == SENTENCE
+        assert not [name for name in archive.namelist() if "TaskResult" in name]
 
 
 def test_a_pod_zip_has_mlbench_result_files(

@@ -124,8 +124,15 @@ class LocalServers:
         thread.__enter__()
         return server
 
-    def start_cli(self, *, port: int | None = None) -> LocalServer:
-        """``distbench serve`` in its own process, configured as a user would."""
+    def start_cli(
+        self,
+        *,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> LocalServer:
+        """``distbench serve`` in its own process, configured as a user would (``args``: more
+        options; ``env``: more variables, e.g. ``DISTBENCH_TOKEN``)."""
         settings = self.settings(**({"port": port} if port is not None else {}))
         log_path = self.data_dir.parent / f"serve-{len(self.started)}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +140,7 @@ class LocalServers:
             **{k: v for k, v in os.environ.items() if not k.startswith("DISTBENCH_")},
             "DISTBENCH_DATA_DIR": str(self.data_dir),
             "DISTBENCH_START_TIMEOUT_S": "60",
+            **(env or {}),
         }
         command = [
             str(Path(sys.executable).parent / "distbench"),
@@ -145,6 +153,7 @@ class LocalServers:
             "0.2",
             "--log-level",
             "warning",
+            *args,
         ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(

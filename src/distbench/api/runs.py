@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from distbench import benchmarks
-from distbench.api.body import body_doc, read_payload, validate_model
+from distbench.api import mlbench_form
+from distbench.api.body import body_doc, is_form, read_payload, validate_model
 from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
@@ -81,6 +82,8 @@ async def start_run(
     if not caller.is_admin:
         raise Forbidden("a run token may post metrics only; starting runs needs the server token")
     spec = validate_model(RunCreate, await read_payload(request, settings.max_body_bytes))
+    from_mlbench = mlbench_form.is_mlbench_form(spec, from_form=is_form(request))
+    spec, job_metadata = mlbench_form.translate(spec, installed_tasks=list(benchmarks.available()))
     if spec.command is not None:
         check_command_allowed(spec, settings)
     elif spec.working_dir is not None:
@@ -109,7 +112,12 @@ async def start_run(
         time_limit_s=spec.time_limit_s,
         start_timeout_s=spec.start_timeout_s,
         gpu=spec.gpu,
+        job_metadata=job_metadata,
     )
+    if from_mlbench:
+        new = await run_in_threadpool(
+            mlbench_form.uncap_if_unenforceable, orchestrator.backend, new
+        )
     queue = settings.queue_runs if spec.queue is None else spec.queue
     run = await run_in_threadpool(lambda: orchestrator.create_run(new, queue=queue))
     return JSONBody(run_public(run))

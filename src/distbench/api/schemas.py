@@ -12,9 +12,11 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from distbench.backends.limits.network import MIN_RATE_MBIT
+from distbench.benchmarks.mlbench_images import CUSTOM_BACKEND
 from distbench.metric_value import MAX_TEXT_CHARS, as_number, value_text
 from distbench.timefmt import as_utc, format_dt, iso_or_unchanged
 
@@ -61,6 +63,10 @@ MetricValue = Annotated[
         }
     ),
 ]
+
+
+def _lower_case(raw: object) -> object:
+    return raw.strip().lower() if isinstance(raw, str) else raw
 
 
 def not_a_boolean(raw: object) -> object:
@@ -212,8 +218,45 @@ class RunCreate(BaseModel):
         description="Absolute path the command runs in [default: the run's own directory].",
     )
     gpu: bool = Field(default=False, description="Train on GPUs (one per worker) with nccl.")
-    backend: Literal["gloo", "nccl", "mpi"] | None = Field(
-        default=None, description="torch.distributed backend [default: nccl with gpu, else gloo]."
+    backend: Annotated[Literal["gloo", "nccl", "mpi"], BeforeValidator(_lower_case)] | None = Field(
+        default=None,
+        description="torch.distributed backend, any case (MLBench sends GLOO) [default: nccl "
+        "with gpu, else gloo]. MLBench's backend=custom_backend takes the name from "
+        "custom_backend.",
+    )
+    custom_backend: str | None = Field(
+        default=None, max_length=100, description="With backend=custom_backend: the backend."
+    )
+    image_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        pattern=NO_NUL,
+        description="MLBench's image or dashboard name: runs its distbench task (README, "
+        "'MLBench images'); 400 for an image distbench has no task for. custom_image: run "
+        "custom_image_command.",
+        examples=["mlbench/pytorch-epsilon-logistic-regression-all-reduce:latest"],
+    )
+    custom_image_name: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=NO_NUL,
+        description="With image_name=custom_image: the image MLBench ran the command in "
+        "(recorded; the command runs in the server's worker environment).",
+    )
+    custom_image_command: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32_768,
+        pattern=NO_NUL,
+        description="With image_name=custom_image: the command, split into words as a shell "
+        "does (not run by a shell), then run as ``command``.",
+    )
+    gpu_enabled: bool | None = Field(default=None, description="MLBench's name for gpu.")
+    light_target: bool = Field(
+        default=False,
+        description="With image_name: MLBench's light goal (ResNet-20 70 % instead of 80 %, "
+        "logistic regression 80 % instead of 89 %).",
     )
     time_limit_s: float | None = Field(default=None, gt=0, description="Fail the run after this.")
     start_timeout_s: float | None = Field(
@@ -229,6 +272,22 @@ class RunCreate(BaseModel):
     _numbers_not_booleans = field_validator(
         "num_workers", "num_cpus", "max_bandwidth", "time_limit_s", "start_timeout_s", mode="before"
     )(not_a_boolean)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _custom_backend(cls, data: Any) -> Any:
+        # MLBench's client names a backend outside its list as backend=custom_backend plus
+        # custom_backend=NAME; NAME then meets the same rules as any backend.
+        if isinstance(data, dict):
+            backend = data.get("backend")
+            if isinstance(backend, str) and backend.strip().lower() == CUSTOM_BACKEND:
+                name = data.get("custom_backend")
+                if not name:
+                    raise ValueError(
+                        f"backend={backend} needs custom_backend=NAME (gloo, nccl or mpi)"
+                    )
+                return {**data, "backend": name}
+        return data
 
 
 class RunPublic(BaseModel):

@@ -52,6 +52,8 @@ class NewRun:
     gpu: bool = False
     command: list[str] | None = None
     working_dir: str | None = None
+    # What the run starts with in ``job_metadata`` (where an MLBench request came from, warnings).
+    job_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ def create_run(*, conn: sa.Connection, new: NewRun, queued: bool = False) -> Run
         "created_at": _naive_utc_now(),
         "state": QUEUED if queued else "INITIALIZED",
         "job_id": str(uuid.uuid4()),
-        "job_metadata": {},
+        "job_metadata": dict(new.job_metadata),
         "num_workers": new.num_workers,
         "num_cpus": new.num_cpus,
         "max_bandwidth": new.max_bandwidth,

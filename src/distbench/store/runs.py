@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from distbench.errors import NotFound, RunActive
 from distbench.store.records import NewRun, RunRecord
 from distbench.store.tables import ACTIVE_STATES, QUEUED, runs
+from distbench.timefmt import format_dt
 
 
 def _naive_utc_now() -> dt.datetime:
@@ -129,7 +130,12 @@ def start_next_queued(*, conn: sa.Connection) -> RunRecord | None:
     try:
         with conn.begin_nested():
             return transition(
-                conn=conn, run_id=waiting[0], to_state="INITIALIZED", from_states=(QUEUED,)
+                conn=conn,
+                run_id=waiting[0],
+                to_state="INITIALIZED",
+                from_states=(QUEUED,),
+                # When its turn came (started_at is when its workers all joined, later).
+                metadata_update={"dequeued_at": format_dt(_naive_utc_now().replace(tzinfo=dt.UTC))},
             )
     except sa.exc.IntegrityError:
         return None

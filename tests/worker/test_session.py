@@ -70,8 +70,13 @@ def _script(environ: dict[str, str], out: str) -> None:
 
 
 def _thread_names() -> list[str]:
-    tasks = Path("/proc/self/task")
-    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except FileNotFoundError:  # the thread ended between the listing and the read
+            continue
+    return names
 
 
 def _stopped_script(environ: dict[str, str], out: str) -> None:

@@ -4,7 +4,6 @@ does not queue may not overtake queued ones; the queue starts in creation order.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -16,8 +15,7 @@ from distbench.store import runs as run_store
 from distbench.store import schema
 from distbench.store.engine import create_engine
 from distbench.store.records import NewRun
-
-NOW = dt.datetime(2026, 1, 1)
+from tests.store.helpers import NOW, count, insert_run, migrate
 
 
 @pytest.fixture
@@ -25,26 +23,6 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = create_engine(database_url)
     yield engine
     engine.dispose()
-
-
-def migrate(engine: sa.Engine, revision: str) -> None:
-    with engine.begin() as conn:
-        command.upgrade(schema.alembic_config(conn), revision)
-
-
-def insert_run(conn: sa.Connection, run_id: int, state: str) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO runs (id, name, created_at, state, job_id, job_metadata, num_workers, "
-            "num_cpus, benchmark, backend, options, gpu) VALUES (:id, 'r', :now, :state, :job, "
-            "'{}', 1, 1, 'digits', 'gloo', '{}', false)"
-        ),
-        {"id": run_id, "now": NOW, "state": state, "job": f"job-{run_id}"},
-    )
-
-
-def count(conn: sa.Connection, table: str) -> int:
-    return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def test_upgrade_to_0003_keeps_pods_and_metrics_and_admits_queued(engine: sa.Engine) -> None:

@@ -24,6 +24,11 @@ function resultRows(result) {
   for (const [key, value] of Object.entries(result)) {
     if (value === null || value === undefined) continue;
     let text;
+    // A rate ("samples_per_s") also ends in "_s": it is a number per second, not a duration.
+    if (key.endsWith("_per_s") && typeof value === "number") {
+      rows.push([key.replace(/_per_s$/, "").replaceAll("_", " ") + " per second", value.toLocaleString("en-US", { maximumFractionDigits: 1 })]);
+      continue;
+    }
     if (key.endsWith("_s")) text = seconds(value);
     else if (key.includes("accuracy") && typeof value === "number") text = pct(value);
     else if (typeof value === "object") text = keyValues(value);

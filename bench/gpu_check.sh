@@ -95,7 +95,7 @@ def section(title):
 def preflight():
     """Try the backend's own CPU limit and network namespaces once: if either cannot work
     here, say so and let the check's server go without it (the GPU path is what is checked)."""
-    from distbench.backends.limits import cpu, network
+    from distbench.backends.local.limits import cpu, network
     patches = {}
     try:
         limiter = cpu.CpuLimiter()
@@ -129,7 +129,7 @@ def preflight():
 SERVER = """
 import logging, os, sys, uvicorn
 from distbench.app import create_app, prepare_database
-from distbench.backends.limits import cpu, network
+from distbench.backends.local.limits import cpu, network
 from distbench.settings import Settings
 if os.environ.get("GPU_CHECK_AFFINITY"):
     cpu.detect_method = lambda root=None: ("cpu_affinity", None)

@@ -19,11 +19,11 @@ from sqlalchemy.engine import make_url
 
 from distbench.app import create_app
 from distbench.backends.base import ClusterBackend
-from distbench.backends.fake import FakeBackend
 from distbench.ports import free_port as free_port
 from distbench.settings import Settings
 from distbench.store import schema
 from distbench.store.engine import create_engine
+from tests.fake_backend import FakeBackend
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DISTBENCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from distbench.cli_runs import command_and_dir
+from distbench.cli.runs import command_and_dir
 from tests.conftest import RunningServer, StartServer
 from tests.test_cli import assert_one_line_refusal, distbench
 

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from distbench.cli_compare import (
+from distbench.cli.compare import (
     Row,
     parse_worker_counts,
     scaling_rows,

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from distbench.backends.fake import FakeBackend
 from distbench.client import (
     ApiError,
     Client,
@@ -47,6 +46,7 @@ from distbench.errors import (
 )
 from distbench.orchestrator.tokens import run_token
 from tests.conftest import RunningServer, StartServer, free_port
+from tests.fake_backend import FakeBackend
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)

@@ -175,7 +175,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    # -- the kubernetes backend (kubernetes_manifests.py says what each one becomes) ------------
+    # -- the kubernetes backend (backends/kubernetes/manifests.py says what each one becomes) ---
     namespace: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",

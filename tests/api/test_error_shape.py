@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from distbench.backends.fake import FakeBackend
 from distbench.settings import Settings
 from distbench.store import schema
 from distbench.store.engine import create_engine
@@ -31,6 +30,7 @@ from tests.api.helpers import (
     wait_for_state,
 )
 from tests.conftest import RunningServer, ServerThread, StartServer, _fresh_postgres, free_port
+from tests.fake_backend import FakeBackend
 
 # An id int() refuses to read (over 4,300 digits) and digits str.isdigit admits but int() does
 # not ("²"): both were 500s, before any lookup.

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from distbench import benchmarks
-from distbench.backends.fake import FakeBackend
 from distbench.benchmarks import mlbench_images
 from distbench.store.records import NewRun
 from tests.api.helpers import client, error_code, get_run
 from tests.backends.local_helpers import LocalServers, wait_for_state
 from tests.backends.local_helpers import local_servers as local_servers
 from tests.conftest import RunningServer, StartServer
+from tests.fake_backend import FakeBackend
 
 TOKEN = "mlbench-form-token"
 RESNET = "mlbench/pytorch-cifar10-resnet20-all-reduce:latest"

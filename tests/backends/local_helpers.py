@@ -25,8 +25,8 @@ import httpx
 import psutil
 import pytest
 
-from distbench.backends.local import LocalBackend
-from distbench.backends.local_state import RunState
+from distbench.backends.local.backend import LocalBackend
+from distbench.backends.local.state import RunState
 from distbench.settings import Settings
 from tests import polling
 from tests.api.helpers import get_run as get_run

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from distbench.backends import placeholders
-from distbench.backends.local_state import WorkerState
+from distbench.backends.local.state import WorkerState
 from distbench.settings import Settings
 from distbench.worker.command import run as run_command
 from distbench.worker.runtime import StatusFiles

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distbench.backends.limits import cpu
+from distbench.backends.local.limits import cpu
 
 
 def v2_tree(root: Path, *, root_subtree: str) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from distbench.backends import local
-from distbench.backends.local import LocalBackend
-from distbench.backends.local_launch import gpu_environment
+from distbench.backends.local import backend as local
+from distbench.backends.local.backend import LocalBackend
+from distbench.backends.local.launch import gpu_environment
 from distbench.errors import InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun

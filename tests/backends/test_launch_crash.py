@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from distbench.backends.local_state import RunState
+from distbench.backends.local.state import RunState
 from tests.backends.local_helpers import (
     ENDLESS,
     LocalServer,

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from distbench.backends.limits import cpu, network
+from distbench.backends.local.limits import cpu, network
 from distbench.collector.sampler import RESOURCE_METRICS
 from tests.backends.local_helpers import (
     ENDLESS,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from distbench.backends.limits import network
-from distbench.backends.limits.commands import CommandFailed
+from distbench.backends.local.limits import network
+from distbench.backends.local.limits.commands import CommandFailed
 from tests.backends.local_helpers import requires_root
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from distbench import benchmarks
-from distbench.backends.local_launch import Rendezvous, worker_env
+from distbench.backends.local.launch import Rendezvous, worker_env
 from distbench.benchmarks.paths import DataPath, confine_path, path_options
 from distbench.errors import InvalidInput
 from distbench.settings import Settings

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Mapping
 import pytest
 import sqlalchemy as sa
 
-from distbench.backends.fake import FakeBackend
 from distbench.collector import Collector
 from distbench.collector.sampler import RESOURCE_METRICS, is_counter
 from distbench.store import metrics as metric_store
@@ -17,6 +16,7 @@ from distbench.store import runs as run_store
 from distbench.store.engine import create_engine
 from distbench.store.records import NewRun, RunRecord
 from tests.backends.local_helpers import wait_for
+from tests.fake_backend import FakeBackend
 
 
 class CountingBackend(FakeBackend):

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from distbench.backends.base import LaunchReport
-from distbench.backends.fake import FakeBackend
 from distbench.orchestrator import Orchestrator
 from distbench.store import runs as run_store
 from distbench.store.engine import create_engine
@@ -29,6 +28,7 @@ from tests.backends.local_helpers import (
     wait_for_state,
     worker_pids,
 )
+from tests.fake_backend import FakeBackend
 
 
 def latest_point_date(series: Mapping[str, list[dict[str, str]]], name: str) -> str:

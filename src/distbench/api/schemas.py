@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from distbench.backends.limits.network import MIN_RATE_MBIT
+from distbench.backends.local.limits.network import MIN_RATE_MBIT
 from distbench.benchmarks.mlbench_images import CUSTOM_BACKEND
 from distbench.metric_value import MAX_TEXT_CHARS, as_number, value_text
 from distbench.timefmt import as_utc, format_dt, iso_or_unchanged

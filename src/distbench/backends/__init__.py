@@ -9,13 +9,13 @@ __all__ = ["ClusterBackend", "LaunchReport", "PodInfo", "RunStatus", "create_bac
 
 
 def create_backend(settings: Settings) -> ClusterBackend:
-    """The backend ``settings.backend`` names. Tests pass a ``FakeBackend`` to ``create_app``
-    directly; users never get the fake."""
+    """The backend ``settings.backend`` names. Tests pass a ``FakeBackend``
+    (tests/fake_backend.py) to ``create_app`` directly; users never get the fake."""
     if settings.backend == "kubernetes":
         # Imported here: the kubernetes client is an optional extra a laptop install lacks.
-        from distbench.backends.kubernetes import KubernetesBackend
+        from distbench.backends.kubernetes.backend import KubernetesBackend
 
         return KubernetesBackend(settings)
-    from distbench.backends.local import LocalBackend
+    from distbench.backends.local.backend import LocalBackend
 
     return LocalBackend(settings)

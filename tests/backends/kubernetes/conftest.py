@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from distbench.backends.kubernetes import KubernetesBackend
+from distbench.backends.kubernetes.backend import KubernetesBackend
 from distbench.settings import Settings
 from tests.backends.kubernetes.fake_apiserver import FakeApiServer
 

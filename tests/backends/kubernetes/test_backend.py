@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from distbench.api.pods import labels_text
 from distbench.backends import create_backend
 from distbench.backends.base import RunStatus
-from distbench.backends.kubernetes import KubernetesBackend
+from distbench.backends.kubernetes.backend import KubernetesBackend
 from distbench.cli import app
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.settings import Settings

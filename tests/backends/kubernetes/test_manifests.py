@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from distbench.backends import kubernetes_manifests as manifests
+from distbench.backends.kubernetes import manifests as manifests
 from distbench.store.records import RunRecord
 
 VERSIONS = ["1.32", kubernetes_validate.latest_version()]

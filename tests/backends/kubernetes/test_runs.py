@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from distbench.backends.kubernetes import KubernetesBackend
+from distbench.backends.kubernetes.backend import KubernetesBackend
 from distbench.collector.sampler import RESOURCE_METRICS
 from tests.backends.kubernetes.conftest import IMAGE, NAMESPACE, kubernetes_settings
 from tests.backends.kubernetes.fake_apiserver import FakeApiServer

@@ -1,11 +1,11 @@
-"""Reading pods, Jobs and kubelet Summary documents (``kubernetes_status``), on documents shaped
-as the API server and kubelet write them: the cases the fake cluster does not produce."""
+"""Reading pods, Jobs and kubelet Summary documents (``backends.kubernetes.status``), on documents
+shaped as the API server and kubelet write them: the cases the fake cluster does not produce."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from distbench.backends import kubernetes_status as reading
+from distbench.backends.kubernetes import status as reading
 
 
 def pod(name: str, rank: int, phase: str, **status: Any) -> dict[str, Any]:

@@ -1,17 +1,4 @@
-"""A typed, synchronous client for the distbench REST API (SPEC.md), built on httpx.
-
-Answers come back as frozen dataclasses with aware UTC datetimes and float values; error answers
-come back as the same ``distbench.errors`` exceptions the server raised, so code on both sides of
-the wire catches the same classes::
-
-    with Client("http://127.0.0.1:8000", token="s3cret") as client:
-        run = client.start_run(name="demo", num_workers=2)
-        run = client.wait_for_run(run.id, timeout_s=600)
-        accuracy = client.run_metrics(run.id, metric_filter="accuracy")
-
-The records live in ``client_records`` and the client's own errors in ``client_errors``; import
-them from here.
-"""
+"""The client's calls; import them, its records and its errors from ``distbench.client``."""
 
 from __future__ import annotations
 
@@ -24,14 +11,13 @@ from urllib.parse import quote
 
 import httpx
 
-from distbench.client_errors import (
+from distbench.client.errors import (
     ApiError,
     RunWaitTimeout,
     ServerUnreachable,
     error_from_response,
 )
-from distbench.client_records import (
-    ACTIVE_STATES,
+from distbench.client.records import (
     END_STATES,
     RUN_STATES,
     Benchmark,
@@ -40,14 +26,10 @@ from distbench.client_records import (
     NewPoint,
     Pod,
     PodSeries,
-    Point,
     Run,
-    RunPoint,
     RunSeries,
     StoredPoint,
-    numbers,
     parse_benchmark,
-    parse_date,
     parse_health,
     parse_pod_series,
     parse_run,
@@ -435,27 +417,3 @@ class Client:
     def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI document."""
         return self._json("GET", "/openapi.json", dict)
-
-
-__all__ = [
-    "ACTIVE_STATES",
-    "END_STATES",
-    "RUN_STATES",
-    "ApiError",
-    "Benchmark",
-    "Client",
-    "ExportFormat",
-    "Health",
-    "NewPoint",
-    "Pod",
-    "PodSeries",
-    "Point",
-    "Run",
-    "RunPoint",
-    "RunSeries",
-    "RunWaitTimeout",
-    "ServerUnreachable",
-    "StoredPoint",
-    "numbers",
-    "parse_date",
-]

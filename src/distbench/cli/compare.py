@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distbench.cli_runs import DEFAULT_URL, TokenOption, UrlOption, _fail, connected, parse_options
+from distbench.cli.runs import DEFAULT_URL, TokenOption, UrlOption, _fail, connected, parse_options
 from distbench.client import Client, Run, RunSeries, numbers
 
 
@@ -182,7 +182,7 @@ def sweep(
         raise _fail(str(exc), 2) from None
     options = parse_options(option or [])
     console = _console()
-    from distbench.watch import follow
+    from distbench.cli.watch import follow
 
     ended: list[Run] = []
     with connected(url, token) as client:

@@ -85,7 +85,7 @@ def command_and_dir(
 
 
 def register(app: typer.Typer) -> None:
-    from distbench.cli_compare import compare, sweep  # it imports this module
+    from distbench.cli.compare import compare, sweep  # it imports this module
 
     app.command("run")(run)
     app.command("benchmarks")(list_benchmarks)
@@ -161,7 +161,7 @@ def run(
         console.print(f"run {started.id} {verb}: {label}")
         if not wait:
             return
-        from distbench.watch import follow, result_table
+        from distbench.cli.watch import follow, result_table
 
         try:
             ended = follow(client, started, console)
@@ -177,7 +177,7 @@ def run(
 
 def list_benchmarks(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     """List the tasks a run can name, their options and the package each comes from."""
-    from distbench.cli_benchmarks import print_benchmarks
+    from distbench.cli.benchmarks import print_benchmarks
 
     with connected(url, token) as client:
         tasks = client.benchmarks()
@@ -231,7 +231,7 @@ def show(
     token: TokenOption = None,
 ) -> None:
     """Show a run: configuration, limits, result and each pod's resource use."""
-    from distbench.watch import result_table
+    from distbench.cli.watch import result_table
 
     with connected(url, token) as client:
         item = client.run(run_id)

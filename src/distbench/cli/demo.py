@@ -15,11 +15,11 @@ import uvicorn
 from rich.console import Console
 
 from distbench.app import create_app, prepare_database
-from distbench.backends.limits.network import namespaces_available
+from distbench.backends.local.limits.network import namespaces_available
+from distbench.cli.watch import follow, result_table
 from distbench.client import Client
 from distbench.errors import RunActive
 from distbench.settings import Settings
-from distbench.watch import follow, result_table
 
 DEMO_BANDWIDTH_MBIT = 100.0
 

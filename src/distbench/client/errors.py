@@ -9,7 +9,7 @@ import httpx
 from distbench.errors import ERROR_BY_CODE, DistbenchError
 
 if TYPE_CHECKING:
-    from distbench.client_records import Run
+    from distbench.client.records import Run
 
 
 class ServerUnreachable(DistbenchError):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from distbench import cli_runs
+from distbench.cli import runs as cli_runs
 from distbench.errors import DistbenchError
 from distbench.settings import Settings
 
@@ -217,7 +217,7 @@ def demo(
     from rich.console import Console
 
     from distbench import data_lock
-    from distbench.demo import run_demo
+    from distbench.cli.demo import run_demo
 
     settings = build_settings(port=port, database_url=database_url)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")

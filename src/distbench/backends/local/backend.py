@@ -32,8 +32,7 @@ from distbench.backends.base import (
     RunStatus,
     describe_exit,
 )
-from distbench.backends.limits import cpu, network
-from distbench.backends.local_launch import (
+from distbench.backends.local.launch import (
     Rendezvous,
     WorkerLaunch,
     check_working_dir,
@@ -43,9 +42,10 @@ from distbench.backends.local_launch import (
     worker_argv,
     worker_env,
 )
-from distbench.backends.local_state import RunState, WorkerState, net_as_dict
-from distbench.backends.relay import Relay, socket_path_for
-from distbench.backends.warm_launcher import WarmLauncher
+from distbench.backends.local.limits import cpu, network
+from distbench.backends.local.relay import Relay, socket_path_for
+from distbench.backends.local.state import RunState, WorkerState, net_as_dict
+from distbench.backends.local.warm_launcher import WarmLauncher
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.ports import free_port
 from distbench.settings import Settings
@@ -124,7 +124,7 @@ class LocalBackend:
         state.net = net_as_dict(net)
         with self._lock:
             self._runs[run.id] = state
-        # Written ahead (see local_state): the network is on record before any of it exists.
+        # Written ahead (see state.py): the network is on record before any of it exists.
         state.save()
         try:
             if net is not None:
@@ -313,7 +313,7 @@ class LocalBackend:
             pod_name = f"{self.settings.release}-worker-{run.id}-{rank}"
             group = f"{self.settings.release}-{run.job_id}-{rank}"
             worker_net = net.workers[rank] if net is not None else None
-            # On record before its cgroup and its process exist (see local_state).
+            # On record before its cgroup and its process exist (see state.py).
             worker = WorkerState(
                 pod_name=pod_name,
                 rank=rank,

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from distbench.backends.base import LaunchReport, PodInfo, PodPhase, RunStatus
-from distbench.backends.local_launch import check_working_dir
+from distbench.backends.local.launch import check_working_dir
 from distbench.errors import BackendUnavailable, LimitUnsupported
 from distbench.store.records import NewRun, RunRecord
 

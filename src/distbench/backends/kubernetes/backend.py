@@ -1,5 +1,5 @@
 """The Kubernetes backend: each run an Indexed Job of ``num_workers`` pods in one namespace, with
-a headless Service and a Secret (``kubernetes_manifests`` builds them); pods' phases, logs and
+a headless Service and a Secret (``manifests`` builds them); pods' phases, logs and
 resource counters read back through the API server.
 
 The official ``kubernetes`` client is imported when the backend is built, so a laptop install
@@ -20,10 +20,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from distbench.backends import kubernetes_client
-from distbench.backends import kubernetes_manifests as manifests
-from distbench.backends import kubernetes_status as reading
 from distbench.backends.base import LOG_TAIL_LINES, LaunchReport, PodInfo, RunStatus
+from distbench.backends.kubernetes import client as kubernetes_client
+from distbench.backends.kubernetes import manifests as manifests
+from distbench.backends.kubernetes import status as reading
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord

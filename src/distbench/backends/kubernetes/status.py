@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from distbench.backends.base import PodInfo, PodPhase, RunStatus, describe_exit
-from distbench.backends.kubernetes_manifests import COMPLETION_INDEX, WORKER_CONTAINER
+from distbench.backends.kubernetes.manifests import COMPLETION_INDEX, WORKER_CONTAINER
 
 Obj = Mapping[str, Any]
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from distbench.backends.limits.commands import CommandFailed, run
+from distbench.backends.local.limits.commands import CommandFailed, run
 from distbench.errors import LimitUnsupported
 
 BENCHMARK_RANGE = ipaddress.IPv4Network("198.18.0.0/15")

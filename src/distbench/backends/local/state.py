@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distbench.backends.limits.network import RunNet, WorkerNet
+from distbench.backends.local.limits.network import RunNet, WorkerNet
 
 
 @dataclass

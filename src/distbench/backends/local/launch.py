@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.backends import placeholders
-from distbench.backends.limits import cpu, network
-from distbench.backends.warm_launcher import LauncherUnavailable, WarmLauncher
+from distbench.backends.local.limits import cpu, network
+from distbench.backends.local.warm_launcher import LauncherUnavailable, WarmLauncher
 from distbench.errors import InvalidInput
 from distbench.settings import without_server_settings
 from distbench.store.records import RunRecord

@@ -15,7 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distbench.cli.runs import DEFAULT_URL, TokenOption, UrlOption, _fail, connected, parse_options
+from distbench.cli.connection import (
+    DEFAULT_URL,
+    TokenOption,
+    UrlOption,
+    connected,
+    exit_with,
+    parse_options,
+)
 from distbench.client import Client, Run, RunSeries, numbers
 
 
@@ -179,7 +186,7 @@ def sweep(
     try:
         counts = parse_worker_counts(workers)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise exit_with(str(exc), 2) from None
     options = parse_options(option or [])
     console = _console()
     from distbench.cli.watch import follow
@@ -245,20 +252,20 @@ def compare(
 ) -> None:
     """Print the scaling table of existing runs, by worker count; --plot writes the charts."""
     if plot is not None and plot.suffix.lower() != ".png":
-        raise _fail(f"--plot {str(plot)!r}: the charts are a PNG, name it e.g. scaling.png", 2)
+        raise exit_with(f"--plot {str(plot)!r}: the charts are a PNG, name it e.g. scaling.png", 2)
     with connected(url, token) as client:
         runs = [client.run(run_id) for run_id in dict.fromkeys(run_ids)]
         metrics = {run.id: client.run_metrics(run.id) for run in runs}
     try:
         rows = scaling_rows(runs, metrics)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise exit_with(str(exc)) from None
     _console().print(scaling_table(rows))
     if plot is not None:
         try:
             write_plot(plot, rows, runs, metrics, metric=metric)
         except OSError as exc:
-            raise _fail(f"could not write {plot}: {exc.strerror or exc}") from None
+            raise exit_with(f"could not write {plot}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {plot}")
 
 

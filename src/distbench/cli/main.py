@@ -9,7 +9,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from distbench.cli import runs as cli_runs
+from distbench.cli import compare, runs
+from distbench.cli.connection import exit_with
 from distbench.errors import DistbenchError
 from distbench.settings import Settings
 
@@ -34,8 +35,7 @@ DatabaseUrlOption = Annotated[
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"distbench: error: {message}", err=True)
-    raise typer.Exit(code)
+    raise exit_with(message, code)
 
 
 def build_settings(**given: Any) -> Settings:
@@ -268,7 +268,16 @@ def db_current(database_url: DatabaseUrlOption = None) -> None:
     typer.echo(f"database: {current or 'empty'}; needed: {schema.head_revision()}")
 
 
-cli_runs.register(app)
+# The client commands, in the order `distbench --help` lists them.
+app.command("run")(runs.run)
+app.command("benchmarks")(runs.list_benchmarks)
+app.command("runs")(runs.runs)
+app.command("show")(runs.show)
+app.command("abort")(runs.abort)
+app.command("logs")(runs.logs)
+app.command("export")(runs.export)
+app.command("sweep")(compare.sweep)
+app.command("compare")(compare.compare)
 
 
 def main() -> None:

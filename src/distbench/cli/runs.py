@@ -5,63 +5,22 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from distbench.client import Client, Run
-from distbench.errors import DistbenchError
-
-UrlOption = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="DISTBENCH_URL", help="The server [env DISTBENCH_URL]", show_default=True
-    ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="DISTBENCH_TOKEN",
-        help="Bearer token for writes [env DISTBENCH_TOKEN]",
-        show_default=False,
-    ),
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"distbench: error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def connected(url: str, token: str | None) -> Iterator[Client]:
-    """A client whose errors end the command with their one-line message."""
-    try:
-        with Client(url, token=token) as client:
-            yield client
-    except DistbenchError as exc:
-        raise _fail(exc.message) from None
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as JSON when they parse (numbers, lists, true)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise _fail(f"--option {pair!r}: write it as key=value, e.g. --option seed=3", 2)
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
-    return options
+from distbench.cli.connection import (
+    DEFAULT_URL,
+    TokenOption,
+    UrlOption,
+    connected,
+    exit_with,
+    parse_options,
+)
+from distbench.client import Run
 
 
 def command_and_dir(
@@ -71,31 +30,17 @@ def command_and_dir(
     server resolves nothing relative to the caller)."""
     if command is None:
         if workdir is not None:
-            raise _fail("--workdir goes with --command", 2)
+            raise exit_with("--workdir goes with --command", 2)
         return None, None
     if benchmark is not None:
-        raise _fail("give --benchmark or --command, not both", 2)
+        raise exit_with("give --benchmark or --command, not both", 2)
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise _fail(f"--command {command!r}: {exc}", 2) from None
+        raise exit_with(f"--command {command!r}: {exc}", 2) from None
     if not argv:
-        raise _fail('--command is empty: give the program to run, e.g. "python train.py"', 2)
+        raise exit_with('--command is empty: give the program to run, e.g. "python train.py"', 2)
     return argv, str((workdir or Path.cwd()).resolve())
-
-
-def register(app: typer.Typer) -> None:
-    from distbench.cli.compare import compare, sweep  # it imports this module
-
-    app.command("run")(run)
-    app.command("benchmarks")(list_benchmarks)
-    app.command("runs")(runs)
-    app.command("show")(show)
-    app.command("abort")(abort)
-    app.command("logs")(logs)
-    app.command("export")(export)
-    app.command("sweep")(sweep)
-    app.command("compare")(compare)
 
 
 def run(
@@ -263,7 +208,9 @@ def logs(
         by_pod = client.run_logs(run_id, tail=tail)
     if pod is not None:
         if pod not in by_pod:
-            raise _fail(f"run {run_id} has no pod {pod!r}; it has {', '.join(by_pod) or 'none'}")
+            raise exit_with(
+                f"run {run_id} has no pod {pod!r}; it has {', '.join(by_pod) or 'none'}"
+            )
         by_pod = {pod: by_pod[pod]}
     for name, text in by_pod.items():
         typer.echo(f"==> {name} <==")
@@ -281,12 +228,12 @@ def export(
 ) -> None:
     """Export a run's metrics as CSV, JSON or a zip (MLBench's layout)."""
     if fmt not in ("csv", "json", "zip"):
-        raise _fail(f"--format {fmt!r}: choose csv, json or zip", 2)
+        raise exit_with(f"--format {fmt!r}: choose csv, json or zip", 2)
     with connected(url, token) as client:
         data = client.export_run(run_id, fmt)  # type: ignore[arg-type]
     if output is None:
         if fmt == "zip" and sys.stdout.isatty():
-            raise _fail("a zip is binary: write it to a file with --output run.zip", 2)
+            raise exit_with("a zip is binary: write it to a file with --output run.zip", 2)
         sys.stdout.buffer.write(data)
         return
     output.write_bytes(data)

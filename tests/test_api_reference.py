@@ -142,6 +142,7 @@ def codes_of_the_http_layer() -> dict[str, int | None]:
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and isinstance(key.value, int):
                     assert isinstance(value, ast.Constant), ast.dump(value)
+                    assert isinstance(value.value, str), value.value
                     codes[value.value] = key.value
         elif isinstance(node, ast.Call) and node.args:
             func = node.func

@@ -1,7 +1,9 @@
-"""The README documents every setting and every CLI command (as datasette's test_docs does)."""
+"""The README documents every setting and every CLI command (as datasette's test_docs does), and
+its links, like the API reference's, lead to files in the repository."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,10 @@ import typer.main
 from distbench.cli import app
 from distbench.settings import Settings
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+# A markdown link's target: [text](target), up to a closing parenthesis or a fragment.
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
@@ -30,3 +35,18 @@ def _commands() -> list[str]:
 @pytest.mark.parametrize("command", _commands())
 def test_every_cli_command_is_in_the_readme(command: str) -> None:
     assert f"distbench {command}" in README
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/api.md"])
+def test_every_relative_link_leads_to_a_file_of_the_repository(page: str) -> None:
+    text = (ROOT / page).read_text()
+    targets = [t for t in LINK.findall(text) if "://" not in t and not t.startswith("mailto:")]
+
+    assert targets, f"{page} links to no file: the check would check nothing"
+    assert [t for t in targets if not (ROOT / page).parent.joinpath(t).exists()] == []
+
+
+def test_readme_points_at_the_api_reference_and_at_nothing_outside_the_repository() -> None:
+    # SPEC.md was a document beside the repository, never in it: a reader could not follow it.
+    assert "](docs/api.md)" in README
+    assert "SPEC.md" not in README

@@ -157,7 +157,7 @@ def body_doc(schema_ref: dict[str, Any], *, description: str) -> dict[str, Any]:
             "description": description,
             "content": {
                 "application/json": {"schema": schema_ref},
-                "application/x-www-form-urlencoded": {"schema": schema_ref},
+                **{form: {"schema": schema_ref} for form in FORM_TYPES},
             },
         }
     }

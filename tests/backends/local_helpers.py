@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from distbench.backends.local.backend import LocalBackend
-from distbench.backends.local.state import RunState
+from distbench.backends.local.state import RunState, run_directory
 from distbench.settings import Settings
 from tests import polling
 from tests.api.helpers import get_run as get_run
@@ -262,14 +262,14 @@ def started_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 
 def run_state_file(data_dir: Path, job_id: str) -> RunState:
-    state = RunState.load(data_dir / "runs" / job_id)
+    state = RunState.load(run_directory(data_dir, job_id))
     assert state is not None, f"no state.json for job {job_id}"
     return state
 
 
 def worker_pids(data_dir: Path, job_id: str) -> dict[int, int]:
     """Rank -> pid of the run's workers, as the backend recorded them (none yet: empty)."""
-    state = RunState.load(data_dir / "runs" / job_id)
+    state = RunState.load(run_directory(data_dir, job_id))
     return {} if state is None else {w.rank: w.pid for w in state.workers if w.pid is not None}
 
 
@@ -332,8 +332,8 @@ def leftovers(data_dir: Path, job_id: str) -> list[str]:
 def run_processes(data_dir: Path, job_id: str) -> list[int]:
     """Live processes of the run, recorded or not: its workers' pids, what is in its cgroups,
     and every process writing to a log in the run's directory (a worker and its children)."""
-    directory = str((data_dir / "runs" / job_id).resolve())
-    state = RunState.load(data_dir / "runs" / job_id)
+    directory = str((run_directory(data_dir, job_id)).resolve())
+    state = RunState.load(run_directory(data_dir, job_id))
     pids = set()
     if state is not None:
         pids |= {w.pid for w in state.workers if w.pid is not None}

@@ -17,7 +17,7 @@ from distbench.backends import placeholders
 from distbench.backends.local.state import WorkerState
 from distbench.settings import Settings
 from distbench.worker.command import run as run_command
-from distbench.worker.runtime import StatusFiles
+from distbench.worker.status import StatusFiles
 from tests.backends.local_helpers import (
     IS_ROOT,
     LocalServer,

@@ -88,7 +88,6 @@ def test_each_rank_gets_its_gpu_and_a_cap_disables_nccls_direct_paths() -> None:
     free = gpu_environment(1, namespaced=True, capped=False)
     assert free == {
         "CUDA_VISIBLE_DEVICES": "1",
-        "DISTBENCH_DEVICE": "cuda",
         "NCCL_SOCKET_IFNAME": "eth0",
     }
     capped = gpu_environment(0, namespaced=False, capped=True)

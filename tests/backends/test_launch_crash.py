@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from distbench.backends.local.state import RunState
+from distbench.backends.local.state import RunState, run_directory
 from tests.backends.local_helpers import (
     ENDLESS,
     LocalServer,
@@ -74,7 +74,7 @@ def test_server_killed_while_launching_a_capped_run_leaves_nothing(
             run = post_run(
                 http, num_workers=WORKERS, num_cpus=0.25, max_bandwidth=100, options=ENDLESS
             )
-        state_dir = servers.data_dir / "runs" / run["job_id"]
+        state_dir = run_directory(servers.data_dir, run["job_id"])
         seen = kill_when(server, state_dir, reached)
 
         server = servers.start_cli(port=port)

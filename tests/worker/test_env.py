@@ -3,6 +3,7 @@ with messages that say exactly what is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from distbench.worker.env import WorkerEnvError, read_env
+from distbench.worker.env import WorkerEnv, WorkerEnvError, WorkerVar, read_env
+from tests.source_literals import spellings_outside
 
 TORCHRUN = {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
 
@@ -120,3 +122,60 @@ def test_worker_with_a_bad_environment_exits_2_saying_why() -> None:
     )
     assert result.returncode == 2
     assert "distbench worker: bad environment: RANK is not set" in result.stderr
+
+
+def test_what_a_launcher_writes_a_worker_reads_back(tmp_path: Path) -> None:
+    written = WorkerEnv(
+        rank=1,
+        world_size=3,
+        local_rank=0,
+        master_addr="10.0.0.2",
+        master_port=29500,
+        dist_backend="nccl",
+        run_id=7,
+        pod_name="distbench-worker-7-1",
+        server_url="http://127.0.0.1:8000",
+        server_socket="/tmp/relay.sock",
+        token="run-7-abc",
+        benchmark="logreg",
+        options={"target_accuracy": 0.9, "nested": {"a": [1, 2]}},
+        num_cpus=0.5,
+        status_dir=tmp_path,
+        device="cuda",
+        metrics_flush_s=12.5,
+        data_root=tmp_path / "data",
+    )
+    assert read_env(written.to_environ()) == written
+    assert WorkerEnv.from_environ(written.to_environ()) == written
+
+
+def test_unset_fields_and_the_workers_own_defaults_are_not_written() -> None:
+    env = WorkerEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=1)
+    assert env.to_environ() == {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "1",
+        "DISTBENCH_BENCHMARK": "digits",
+        "DISTBENCH_OPTIONS": "{}",
+        "DISTBENCH_DIST_BACKEND": "gloo",
+    }
+    assert read_env(env.to_environ()) == dataclasses.replace(env, pod_name="rank-0")
+
+
+def test_the_worker_variables_are_spelled_only_in_their_owner_module() -> None:
+    """Launchers write the worker's environment through ``WorkerEnv.to_environ`` and read
+    names from ``WorkerVar``: a literal ``"DISTBENCH_RUN_ID"`` elsewhere is a second
+    spelling of the contract, free to drift from the worker's."""
+    names = {var.value for var in WorkerVar if var.value.startswith("DISTBENCH_")}
+    found = spellings_outside(
+        lambda literal: literal in names,
+        owners={
+            "worker/env.py",
+            # The CLI's --token option reads the client's own DISTBENCH_TOKEN: the same
+            # name for the same token, but a setting of the command line, not the worker's.
+            "cli/runs.py",
+        },
+    )
+    assert found == []

@@ -18,8 +18,7 @@ import pytest
 
 from distbench.worker.backlog import Backlog
 from distbench.worker.env import read_env
-from distbench.worker.reporter import BatchReporter, NullReporter, http_client
-from distbench.worker.runtime import make_reporter
+from distbench.worker.reporter import BatchReporter, NullReporter, http_client, make_reporter
 from tests.backends.local_helpers import wait_for
 from tests.conftest import RunningServer, StartServer, free_port
 

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from distbench.backends.local.state import run_directory
 from tests.backends.local_helpers import (
     LocalServers,
     get_run,
@@ -36,7 +37,7 @@ OPTIONS = {
 
 
 def worker_log(data_dir: Path, run: dict[str, Any], rank: int) -> str:
-    directory = data_dir / "runs" / run["job_id"]
+    directory = run_directory(data_dir, run["job_id"])
     return (directory / f"distbench-worker-{run['id']}-{rank}.log").read_text()
 
 

@@ -16,6 +16,7 @@ from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
 from distbench.api.schemas import RunCreate, RunLogs, RunPublic, format_optional_dt
+from distbench.backends.base import default_dist_backend
 from distbench.benchmarks import COMMAND_BENCHMARK, DEFAULT_BENCHMARK
 from distbench.errors import Forbidden, InvalidInput
 from distbench.settings import Settings
@@ -107,7 +108,7 @@ async def start_run(
         benchmark=benchmark,
         command=spec.command,
         working_dir=spec.working_dir,
-        backend=spec.backend or ("nccl" if spec.gpu else "gloo"),
+        backend=spec.backend or default_dist_backend(gpu=spec.gpu),
         options=options,
         time_limit_s=spec.time_limit_s,
         start_timeout_s=spec.start_timeout_s,

@@ -14,6 +14,17 @@ PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 LOG_TAIL_LINES = 30
 
 
+def default_dist_backend(*, gpu: bool) -> str:
+    """The torch.distributed backend of a run that names none: nccl on GPUs, else gloo."""
+    return "nccl" if gpu else "gloo"
+
+
+def dist_backends(*, gpu: bool) -> tuple[str, ...]:
+    """The torch.distributed backends workers can use, the default first: nccl reduces GPU
+    tensors only, and gloo works on both; mpi nowhere (torch's wheels are built without it)."""
+    return (default_dist_backend(gpu=True), "gloo") if gpu else ("gloo",)
+
+
 @dataclass(frozen=True, slots=True)
 class PodInfo:
     """A worker as GET /api/pods/ shows it."""

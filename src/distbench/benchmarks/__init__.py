@@ -13,9 +13,11 @@ from distbench.benchmarks.base import BenchmarkSpec, TaskContext, TaskOptions
 from distbench.benchmarks.paths import DataDir, DataFile, confine
 from distbench.benchmarks.registry import COMMAND_BENCHMARK, Broken, Registered, current, reload
 from distbench.errors import InvalidInput
+from distbench.worker.env import DEFAULT_BENCHMARK
 
 __all__ = [
     "COMMAND_BENCHMARK",
+    "DEFAULT_BENCHMARK",
     "BenchmarkSpec",
     "Broken",
     "DataDir",
@@ -29,8 +31,6 @@ __all__ = [
     "resolve_options",
     "validated_options",
 ]
-
-DEFAULT_BENCHMARK = "digits"
 
 
 def available() -> dict[str, BenchmarkSpec]:

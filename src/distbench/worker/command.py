@@ -13,12 +13,10 @@ its own affair (one that uses ``distbench.worker.init`` reports it the same way)
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
 import psutil
@@ -96,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         print("usage: python -m distbench.worker.command -- PROGRAM [ARGS...]", file=sys.stderr)
         return 2
-    status_dir = os.environ.get("DISTBENCH_STATUS_DIR")
-    status = StatusFiles(
-        Path(status_dir) if status_dir else None, os.environ.get("DISTBENCH_POD_NAME", "")
-    )
+    status = StatusFiles.from_environ()
     code = 1
     try:
         code = run(args, status)

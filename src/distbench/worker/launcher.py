@@ -23,6 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from distbench.worker.status import record_exit
+
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 NETNS_DIR = Path("/run/netns")
@@ -107,9 +109,9 @@ class Launcher:
             if pid == 0:
                 return
             exit_file = self.exit_files.pop(pid, None)
-            if exit_file and not os.path.exists(exit_file):
+            if exit_file:
                 with contextlib.suppress(OSError):
-                    Path(exit_file).write_text(f"{os.waitstatus_to_exitcode(status)}\n")
+                    record_exit(Path(exit_file), os.waitstatus_to_exitcode(status))
 
     def serve(self) -> None:
         with contextlib.suppress(FileNotFoundError):

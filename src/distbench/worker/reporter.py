@@ -37,7 +37,8 @@ import httpx
 
 from distbench.timefmt import format_us, now_us, to_us
 from distbench.worker.backlog import Backlog
-from distbench.worker.env import DEFAULT_METRICS_FLUSH_S
+from distbench.worker.env import DEFAULT_METRICS_FLUSH_S, WorkerEnv
+from distbench.worker.status import StatusFile, status_path
 
 log = logging.getLogger(__name__)
 
@@ -405,3 +406,22 @@ def http_client(*, server_url: str, server_socket: str | None, token: str | None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.HTTPTransport(uds=server_socket, retries=2) if server_socket else None
     return httpx.Client(base_url=server_url, headers=headers, timeout=30, transport=transport)
+
+
+def make_reporter(env: WorkerEnv) -> Reporter:
+    """The reporter ``env`` asks for: a no-op without a server (plain torchrun)."""
+    if env.server_url is None or env.run_id is None:
+        return NullReporter()
+    http = http_client(server_url=env.server_url, server_socket=env.server_socket, token=env.token)
+    # Points the server cannot take yet wait beside the worker's log (bounded: see Backlog).
+    spool = (
+        status_path(env.status_dir, env.pod_name, StatusFile.METRICS_SPOOL)
+        if env.status_dir
+        else None
+    )
+    return BatchReporter(
+        run_id=env.run_id,
+        http=http,
+        backlog=Backlog(spool_path=spool),
+        flush_timeout_s=env.metrics_flush_s,
+    )

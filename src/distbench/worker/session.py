@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from distbench.ports import free_port
-from distbench.worker.env import WorkerEnv, read_env
-from distbench.worker.reporter import BatchReporter, Reporter
-from distbench.worker.runtime import join_process_group, make_reporter
+from distbench.worker.env import WorkerEnv, WorkerVar, read_env
+from distbench.worker.process_group import join_process_group
+from distbench.worker.reporter import BatchReporter, Reporter, make_reporter
 from distbench.worker.shutdown import StopGuard
 from distbench.worker.status import StatusFiles
 from distbench.worker.timing import Timers
@@ -41,7 +41,12 @@ if TYPE_CHECKING:
     import torch
 
 # Any of these set means a launcher started us; all unset means a plain ``python script.py``.
-LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+LAUNCHER_VARIABLES = (
+    WorkerVar.RANK,
+    WorkerVar.WORLD_SIZE,
+    WorkerVar.MASTER_ADDR,
+    WorkerVar.MASTER_PORT,
+)
 
 
 @dataclass
@@ -171,8 +176,13 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     env = os.environ if environ is None else environ
     if any(key in env for key in LAUNCHER_VARIABLES):
         return env
-    standalone = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    standalone.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    standalone: dict[str, str] = {
+        WorkerVar.RANK: "0",
+        WorkerVar.WORLD_SIZE: "1",
+        WorkerVar.LOCAL_RANK: "0",
+        WorkerVar.MASTER_ADDR: "127.0.0.1",
+        WorkerVar.MASTER_PORT: str(free_port()),
+    }
     # (Should another process take the port first, the store says the address is in use.)
     return {**env, **standalone}
 

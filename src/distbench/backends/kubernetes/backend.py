@@ -20,7 +20,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from distbench.backends.base import LOG_TAIL_LINES, LaunchReport, PodInfo, RunStatus
+from distbench.backends.base import (
+    LOG_TAIL_LINES,
+    LaunchReport,
+    PodInfo,
+    RunStatus,
+    dist_backends,
+)
 from distbench.backends.kubernetes import client as kubernetes_client
 from distbench.backends.kubernetes import manifests as manifests
 from distbench.backends.kubernetes import status as reading
@@ -71,12 +77,12 @@ class KubernetesBackend:
 
     # -- the protocol ------------------------------------------------------------------------
     def check(self, new: NewRun) -> None:
-        if new.gpu and new.backend not in ("nccl", "gloo"):
+        if new.gpu and new.backend not in dist_backends(gpu=True):
             raise InvalidInput(
                 f"backend={new.backend!r} is not available for GPU workers: use nccl (or gloo)",
                 details={"errors": [{"field": "backend", "message": "nccl or gloo"}]},
             )
-        if not new.gpu and new.backend != "gloo":
+        if not new.gpu and new.backend not in dist_backends(gpu=False):
             raise InvalidInput(
                 f"backend={new.backend!r} is not available on CPU worker pods: use gloo "
                 "(nccl needs gpu=true)",

@@ -9,13 +9,15 @@ them and its pods), and only then is the Job resumed, so no pod starts before th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from distbench.backends import placeholders
 from distbench.store.records import RunRecord
+from distbench.worker.env import WorkerEnv, WorkerVar
+from distbench.worker.status import StatusFile, status_file_name
 
 APP_LABELS = {"app": "distbench", "component": "worker"}
 WORKER_CONTAINER = "worker"
@@ -31,7 +33,10 @@ DEFAULT_COMMAND = ["python", "-m", "distbench.worker"]
 # probe turns that into the pod's Ready condition, so STARTED means joined, as it does locally.
 STATUS_VOLUME = "distbench-status"
 STATUS_DIR = "/var/run/distbench"
-READY_CHECK = 'test -e "$DISTBENCH_STATUS_DIR/$DISTBENCH_POD_NAME.ready"'
+READY_CHECK = (
+    f'test -e "${WorkerVar.STATUS_DIR}/'
+    f'{status_file_name(f"${WorkerVar.POD_NAME}", StatusFile.READY)}"'
+)
 READY_PERIOD_S = 2
 # Long enough for a worker to flush its last metrics after SIGTERM, short enough for an abort.
 TERMINATION_GRACE_S = 10
@@ -207,8 +212,6 @@ def _pod_spec(
     if run.working_dir:
         container["workingDir"] = run.working_dir
     if run.command is None:
-        # Only distbench's worker writes the ready file; a custom command is joined once it runs.
-        container["env"].append({"name": "DISTBENCH_STATUS_DIR", "value": STATUS_DIR})
         container["volumeMounts"] = [{"name": STATUS_VOLUME, "mountPath": STATUS_DIR}]
         container["readinessProbe"] = {
             "exec": {"command": ["sh", "-c", READY_CHECK]},
@@ -250,39 +253,40 @@ def _environment(
 ) -> list[dict[str, Any]]:
     """torchrun's variables and distbench's, as the local backend gives them; RANK and the pod
     name come from the downward API, the token from the run's Secret."""
-    threads = str(max(1, math.ceil(run.num_cpus)))
-    plain = {
-        "WORLD_SIZE": str(run.num_workers),
+    worker = WorkerEnv(
+        rank=0,  # (each pod's own comes from the downward API, below)
+        world_size=run.num_workers,
         # One worker per pod: each is the only (local rank 0) process on its "node".
-        "LOCAL_RANK": "0",
-        "LOCAL_WORLD_SIZE": "1",
-        "MASTER_ADDR": master_addr(job, template.namespace),
-        "MASTER_PORT": str(RENDEZVOUS_PORT),
-        "OMP_NUM_THREADS": threads,
-        "DISTBENCH_RUN_ID": str(run.id),
-        "DISTBENCH_SERVER_URL": template.server_url,
-        "DISTBENCH_BENCHMARK": run.benchmark,
-        "DISTBENCH_OPTIONS": json.dumps(run.options),
-        "DISTBENCH_NUM_CPUS": str(run.num_cpus),
-        "DISTBENCH_DIST_BACKEND": run.backend,
-        "PYTHONUNBUFFERED": "1",
-    }
-    if run.gpu:
+        local_rank=0,
+        master_addr=master_addr(job, template.namespace),
+        master_port=RENDEZVOUS_PORT,
+        dist_backend=run.backend,
+        run_id=run.id,
+        server_url=template.server_url,
+        benchmark=run.benchmark,
+        options=run.options,
+        num_cpus=run.num_cpus,
+        # Only distbench's worker writes the ready file; a custom command is joined once it runs.
+        status_dir=Path(STATUS_DIR) if run.command is None else None,
         # The device plugin exposes the pod's one GPU as device 0.
-        plain["DISTBENCH_DEVICE"] = "cuda"
-    env: list[dict[str, Any]] = [
-        {"name": "RANK", "valueFrom": _field(f"metadata.annotations['{COMPLETION_INDEX}']")},
-        {"name": "DISTBENCH_POD_NAME", "valueFrom": _field("metadata.name")},
-    ]
-    env += [{"name": key, "value": value} for key, value in plain.items()]
+        device="cuda" if run.gpu else "cpu",
+    )
+    per_pod: dict[str, dict[str, Any]] = {
+        WorkerVar.RANK: _field(f"metadata.annotations['{COMPLETION_INDEX}']"),
+        WorkerVar.POD_NAME: _field("metadata.name"),
+    }
     if with_token:
-        env.append(
-            {
-                "name": "DISTBENCH_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": secret_name(job), "key": TOKEN_KEY}},
-            }
-        )
-    return env
+        per_pod[WorkerVar.TOKEN] = {"secretKeyRef": {"name": secret_name(job), "key": TOKEN_KEY}}
+    plain = {name: value for name, value in worker.to_environ().items() if name not in per_pod}
+    plain.update(
+        LOCAL_WORLD_SIZE="1",
+        OMP_NUM_THREADS=str(max(1, math.ceil(run.num_cpus))),
+        PYTHONUNBUFFERED="1",
+    )
+    return [
+        *({"name": str(name), "valueFrom": source} for name, source in per_pod.items()),
+        *({"name": name, "value": value} for name, value in plain.items()),
+    ]
 
 
 def _field(path: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ found again (pids, namespaces, cgroups) is kept in ``<data_dir>/runs/<job_id>/st
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ from distbench.backends.base import (
     PodPhase,
     RunStatus,
     describe_exit,
+    dist_backends,
 )
 from distbench.backends.local.launch import (
     Rendezvous,
@@ -44,12 +44,20 @@ from distbench.backends.local.launch import (
 )
 from distbench.backends.local.limits import cpu, network
 from distbench.backends.local.relay import Relay, socket_path_for
-from distbench.backends.local.state import RunState, WorkerState, net_as_dict
+from distbench.backends.local.state import (
+    RunState,
+    WorkerState,
+    net_as_dict,
+    run_directory,
+    runs_directory,
+)
 from distbench.backends.local.warm_launcher import WarmLauncher
 from distbench.errors import BackendUnavailable, InvalidInput, LimitUnsupported
 from distbench.ports import free_port
 from distbench.settings import Settings
 from distbench.store.records import NewRun, RunRecord
+from distbench.worker import status as worker_status
+from distbench.worker.status import StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.runs_dir = settings.data_dir / "runs"
+        self.runs_dir = runs_directory(settings.data_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.cpu = cpu.CpuLimiter()
         self.namespaces_problem = network.namespaces_available()
@@ -81,7 +89,7 @@ class LocalBackend:
     def check(self, new: NewRun) -> None:
         if new.gpu:
             self._check_gpus(new)
-        elif new.backend != "gloo":
+        elif new.backend not in dist_backends(gpu=False):
             raise InvalidInput(
                 f"backend={new.backend!r} is not available on the local CPU backend: use gloo",
                 details={"errors": [{"field": "backend", "message": "only gloo here"}]},
@@ -107,7 +115,7 @@ class LocalBackend:
                 f"this machine has {gpus}",
                 details={"errors": [{"field": "num_workers", "message": f"at most {gpus}"}]},
             )
-        if new.backend not in ("nccl", "gloo"):
+        if new.backend not in dist_backends(gpu=True):
             raise InvalidInput(
                 f"backend={new.backend!r} is not available here: use nccl (or gloo)",
                 details={"errors": [{"field": "backend", "message": "nccl or gloo"}]},
@@ -115,7 +123,7 @@ class LocalBackend:
 
     def launch(self, run: RunRecord, *, server_url: str, run_token: str | None) -> LaunchReport:
         tag = secrets.token_hex(3)
-        directory = self.runs_dir / run.job_id
+        directory = run_directory(self.settings.data_dir, run.job_id)
         directory.mkdir(parents=True, exist_ok=True)
         state = RunState(run_id=run.id, job_id=run.job_id, directory=str(directory))
         net = None
@@ -166,7 +174,7 @@ class LocalBackend:
         exit_codes = {w.pod_name: self._exit_code(w, Path(state.directory)) for w in state.workers}
         failed = [w for w in state.workers if exit_codes[w.pod_name] not in (None, 0)]
         if failed:
-            first = min(failed, key=lambda w: self._exit_seen_at(w))
+            first = min(failed, key=lambda w: _exit_seen_at(w, Path(state.directory)))
             code = exit_codes[first.pod_name]
             assert code is not None
             tails = {w.pod_name: tail(Path(w.log_path), LOG_TAIL_LINES) for w in failed}
@@ -180,7 +188,7 @@ class LocalBackend:
             return RunStatus(state="succeeded", exit_codes=exit_codes)
         directory = Path(state.directory)
         waiting = [
-            w.rank for w in state.workers if not (directory / f"{w.pod_name}.ready").exists()
+            w.rank for w in state.workers if not worker_status.is_ready(directory, w.pod_name)
         ]
         if waiting:
             return RunStatus(
@@ -196,10 +204,11 @@ class LocalBackend:
         return [pod for state in states for pod in self._pods_of(state)]
 
     def resource_counters(self, pod_name: str) -> Mapping[str, float]:
-        worker = self._worker(pod_name)
-        if worker is None:
+        found = self._worker(pod_name)
+        if found is None:
             return {}
-        counters = _process_counters(worker)
+        state, worker = found
+        counters = _process_counters(worker, Path(state.directory))
         if worker.host_veth is not None and worker.namespace is not None:
             counters.update(
                 network.counters(network.WorkerNet(worker.namespace, worker.host_veth, worker.ip))
@@ -338,7 +347,9 @@ class LocalBackend:
                 env=env,
                 cwd=run.working_dir or state.directory,
                 log_path=Path(worker.log_path),
-                exit_file=Path(state.directory) / f"{pod_name}.exit",
+                exit_file=worker_status.status_path(
+                    Path(state.directory), pod_name, StatusFile.EXIT
+                ),
                 limit=limit,
                 net=worker_net,
                 warm=run.command is None,
@@ -370,17 +381,17 @@ class LocalBackend:
             state = self._runs.get(run.id)
             if state is not None and state.job_id == run.job_id:
                 return state
-            loaded = RunState.load(self.runs_dir / run.job_id)
+            loaded = RunState.load(run_directory(self.settings.data_dir, run.job_id))
             if loaded is not None:
                 self._runs[run.id] = loaded
             return loaded
 
-    def _worker(self, pod_name: str) -> WorkerState | None:
+    def _worker(self, pod_name: str) -> tuple[RunState, WorkerState] | None:
         with self._lock:
             for state in self._runs.values():
                 for worker in state.workers:
                     if worker.pod_name == pod_name:
-                        return worker
+                        return state, worker
         return None
 
     def _exit_code(self, worker: WorkerState, directory: Path) -> int | None:
@@ -394,24 +405,14 @@ class LocalBackend:
             return code
         if _process(worker) is not None:
             return None
-        recorded = directory / f"{worker.pod_name}.exit"
-        try:
-            return int(recorded.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            # Gone without a status: killed (SIGKILL, OOM) while no server was watching.
-            return -int(signal.SIGKILL)
+        recorded = worker_status.read_exit_code(directory, worker.pod_name)
+        # None: gone without a status, killed (SIGKILL, OOM) while no server was watching.
+        return -int(signal.SIGKILL) if recorded is None else recorded
 
     def _record_exit(self, worker: WorkerState, directory: Path, code: int) -> None:
-        path = directory / f"{worker.pod_name}.exit"
-        if not path.exists():
-            path.write_text(f"{code}\n")
-
-    def _exit_seen_at(self, worker: WorkerState) -> float:
-        path = Path(worker.log_path).parent / f"{worker.pod_name}.exit"
-        try:
-            return path.stat().st_mtime
-        except FileNotFoundError:
-            return time.time()
+        worker_status.record_exit(
+            worker_status.status_path(directory, worker.pod_name, StatusFile.EXIT), code
+        )
 
     def _pods_of(self, state: RunState) -> list[PodInfo]:
         directory = Path(state.directory)
@@ -420,7 +421,7 @@ class LocalBackend:
             code = self._exit_code(worker, directory)
             phase: PodPhase
             if code is None:
-                ready = (directory / f"{worker.pod_name}.ready").exists()
+                ready = worker_status.is_ready(directory, worker.pod_name)
                 phase = "Running" if ready else "Pending"
             else:
                 phase = "Succeeded" if code == 0 else "Failed"
@@ -470,18 +471,21 @@ def gpu_count() -> int:
     )
 
 
-def _process_counters(worker: WorkerState) -> dict[str, float]:
+def _exit_seen_at(worker: WorkerState, directory: Path) -> float:
+    """When the worker's end was recorded; now, if it was not (yet)."""
+    recorded = worker_status.exit_recorded_at(directory, worker.pod_name)
+    return time.time() if recorded is None else recorded
+
+
+def _process_counters(worker: WorkerState, directory: Path) -> dict[str, float]:
     """CPU and memory of the worker's process tree; after it exited, the CPU totals it wrote
     itself (``<pod>.usage``), so the last sample of a finished run is complete."""
     process = _process(worker)
     if process is None:
-        try:
-            usage = json.loads(
-                (Path(worker.log_path).parent / f"{worker.pod_name}.usage").read_text()
-            )
-        except (FileNotFoundError, ValueError):
+        usage = worker_status.read_usage(directory, worker.pod_name)
+        if usage is None:
             return {}
-        user, system = float(usage["user_s"]), float(usage["system_s"])
+        user, system = usage.user_s, usage.system_s
         return {
             "container_cpu_usage_seconds_total": user + system,
             "container_cpu_user_seconds_total": user,

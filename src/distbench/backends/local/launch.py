@@ -4,7 +4,6 @@ instruction."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,6 +17,7 @@ from distbench.backends.local.warm_launcher import LauncherUnavailable, WarmLaun
 from distbench.errors import InvalidInput
 from distbench.settings import without_server_settings
 from distbench.store.records import RunRecord
+from distbench.worker.env import WorkerEnv
 
 log = logging.getLogger(__name__)
 
@@ -56,37 +56,38 @@ def worker_env(
 ) -> dict[str, str]:
     """torchrun's variables and distbench's, on top of the server's environment (less its own
     DISTBENCH_ settings, which are not the worker's business)."""
+    task = run.command is None
+    worker = WorkerEnv(
+        rank=rank,
+        world_size=run.num_workers,
+        local_rank=rank,
+        master_addr=meeting.master_addr,
+        master_port=meeting.master_port,
+        dist_backend=run.backend,
+        run_id=run.id,
+        pod_name=pod_name,
+        server_url=meeting.server_url,
+        server_socket=meeting.server_socket,
+        token=meeting.run_token,
+        benchmark=run.benchmark,
+        options=run.options,
+        num_cpus=run.num_cpus,
+        status_dir=Path(meeting.status_dir),
+        device="cuda" if run.gpu else "cpu",
+        data_root=Path(meeting.data_root) if task and meeting.data_root is not None else None,
+    )
     env = {
         **without_server_settings(os.environ),
-        "RANK": str(rank),
-        "WORLD_SIZE": str(run.num_workers),
-        "LOCAL_RANK": str(rank),
+        **worker.to_environ(),
         "LOCAL_WORLD_SIZE": str(run.num_workers),
-        "MASTER_ADDR": meeting.master_addr,
-        "MASTER_PORT": str(meeting.master_port),
         "GLOO_SOCKET_IFNAME": network.IFNAME if namespaced else "lo",
         "OMP_NUM_THREADS": str(max(1, math.ceil(run.num_cpus))),
-        "DISTBENCH_RUN_ID": str(run.id),
-        "DISTBENCH_POD_NAME": pod_name,
-        "DISTBENCH_SERVER_URL": meeting.server_url,
-        "DISTBENCH_OPTIONS": json.dumps(run.options),
-        "DISTBENCH_NUM_CPUS": str(run.num_cpus),
-        "DISTBENCH_DIST_BACKEND": run.backend,
-        "DISTBENCH_STATUS_DIR": meeting.status_dir,
         "PYTHONUNBUFFERED": "1",
     }
-    if run.command is None:
-        env["DISTBENCH_BENCHMARK"] = run.benchmark
-        if meeting.data_root is not None:
-            env["DISTBENCH_DATA_ROOT"] = meeting.data_root
-    if meeting.server_socket is not None:
-        env["DISTBENCH_SERVER_SOCKET"] = meeting.server_socket
     if run.gpu:
         env.update(
             gpu_environment(rank, namespaced=namespaced, capped=run.max_bandwidth is not None)
         )
-    if meeting.run_token is not None:
-        env["DISTBENCH_TOKEN"] = meeting.run_token
     return env
 
 
@@ -166,11 +167,11 @@ def start_cold(launch: WorkerLaunch) -> subprocess.Popen[bytes]:
 
 
 def gpu_environment(rank: int, *, namespaced: bool, capped: bool) -> dict[str, str]:
-    """One GPU per rank, and NCCL pointed at the worker's interface. Under a bandwidth cap NCCL
-    must not take the GPUs' direct paths (P2P, shared memory), which bypass the shaped link."""
+    """One GPU per rank, and NCCL pointed at the worker's interface (the worker's device,
+    cuda, is in its ``WorkerEnv``). Under a bandwidth cap NCCL must not take the GPUs' direct
+    paths (P2P, shared memory), which bypass the shaped link."""
     env = {
         "CUDA_VISIBLE_DEVICES": str(rank),
-        "DISTBENCH_DEVICE": "cuda",
         "NCCL_SOCKET_IFNAME": network.IFNAME if namespaced else "lo",
     }
     if capped:

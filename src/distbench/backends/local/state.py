@@ -18,6 +18,17 @@ from typing import Any
 from distbench.backends.local.limits.network import RunNet, WorkerNet
 
 
+def runs_directory(data_dir: Path) -> Path:
+    """Where the local backend keeps its runs, one directory each."""
+    return data_dir / "runs"
+
+
+def run_directory(data_dir: Path, job_id: str) -> Path:
+    """A run's directory: its state.json, and its workers' logs and status files (the one
+    place that says where it is; ``RunState.directory`` records it)."""
+    return runs_directory(data_dir) / job_id
+
+
 @dataclass
 class WorkerState:
     pod_name: str

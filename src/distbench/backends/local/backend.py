@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from distbench import cadvisor
 from distbench.backends.base import (
     LOG_TAIL_LINES,
     LaunchReport,
@@ -483,9 +484,9 @@ def _process_counters(worker: WorkerState) -> dict[str, float]:
             return {}
         user, system = float(usage["user_s"]), float(usage["system_s"])
         return {
-            "container_cpu_usage_seconds_total": user + system,
-            "container_cpu_user_seconds_total": user,
-            "container_cpu_system_seconds_total": system,
+            cadvisor.CPU_SECONDS: user + system,
+            cadvisor.CPU_USER_SECONDS: user,
+            cadvisor.CPU_SYSTEM_SECONDS: system,
         }
     user = system = rss = 0.0
     try:
@@ -500,10 +501,10 @@ def _process_counters(worker: WorkerState) -> dict[str, float]:
     except psutil.Error:
         return {}
     return {
-        "container_cpu_usage_seconds_total": user + system,
-        "container_cpu_user_seconds_total": user,
-        "container_cpu_system_seconds_total": system,
-        "container_memory_usage_bytes": rss,
+        cadvisor.CPU_SECONDS: user + system,
+        cadvisor.CPU_USER_SECONDS: user,
+        cadvisor.CPU_SYSTEM_SECONDS: system,
+        cadvisor.MEMORY_BYTES: rss,
     }
 
 

@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def prepare_database(settings: Settings) -> None:
-    """Refuse to serve an out-of-date schema; a fresh SQLite file is migrated on the spot."""
+    """Refuse to serve an out-of-date schema; a fresh SQLite file is migrated on the spot.
+
+    Called once per start, by whoever starts the server (``distbench serve``, ``demo``) before
+    ``create_app``'s lifespan runs: a refusal there is a one-line message, where one raised in
+    the lifespan would be a traceback from uvicorn."""
     engine = create_engine(settings.database_url)
     try:
         fresh_sqlite = is_sqlite(settings.database_url) and schema.current_revision(engine) is None
@@ -46,27 +50,28 @@ def prepare_database(settings: Settings) -> None:
 async def serving(
     app: FastAPI, settings: Settings, backend: ClusterBackend | None
 ) -> AsyncIterator[None]:
-    """The engine, orchestrator, collector and writer, for as long as the app serves."""
-    prepare_database(settings)
+    """The engine, orchestrator, collector and writer, for as long as the app serves. The
+    database was prepared before (``prepare_database``), once per start."""
     # Found again at each start, so a plugin installed since the last start shows; a
     # broken one is logged here and listed by GET /api/benchmarks.
     task_registry.reload()
     engine = create_engine(settings.database_url)
     chosen = backend if backend is not None else create_backend(settings)
     token = settings.token.get_secret_value() if settings.token is not None else None
-    orchestrator = Orchestrator(
-        engine=engine,
-        backend=chosen,
-        server_url=settings.advertised_url,
-        server_token=token,
-        start_timeout_s=settings.start_timeout_s,
-    )
     pod_points = app.state.observability.points_ingested.labels(kind="pod")
     collector = Collector(
         engine=engine,
         backend=chosen,
         interval_s=settings.collect_interval_s,
         on_stored=pod_points.inc,
+    )
+    orchestrator = Orchestrator(
+        engine=engine,
+        backend=chosen,
+        server_url=settings.advertised_url,
+        server_token=token,
+        start_timeout_s=settings.start_timeout_s,
+        before_cleanup=collector.sample_pods,
     )
     writer = PointWriter(engine)
     writer.start()
@@ -75,7 +80,6 @@ async def serving(
     app.state.writer = writer
     app.state.orchestrator = orchestrator
     app.state.collector = collector
-    orchestrator.before_cleanup = collector.sample_pods
     orchestrator.start()
     collector.start()
     try:
@@ -88,7 +92,8 @@ async def serving(
 
 
 def create_app(settings: Settings, *, backend: ClusterBackend | None = None) -> FastAPI:
-    """The server. ``backend`` replaces the one ``settings`` names (tests pass a fake)."""
+    """The server, on a database ``prepare_database`` has prepared. ``backend`` replaces the
+    one ``settings`` names (tests pass a fake)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -45,10 +45,6 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def format_dt(value: dt.datetime) -> str:
     """``2018-08-03T09:21:38.594282Z``: the seed's form, microseconds always present."""
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -25,6 +25,7 @@ import httpx
 import psutil
 import pytest
 
+from distbench.app import prepare_database
 from distbench.backends.local.backend import LocalBackend
 from distbench.backends.local.state import RunState, run_directory
 from distbench.settings import Settings
@@ -110,8 +111,11 @@ class LocalServers:
         return Settings(**values)
 
     def start(self, **overrides: Any) -> LocalServer:
-        """A server thread with ``LocalBackend`` (``overrides`` are Settings fields)."""
+        """A server thread with ``LocalBackend`` (``overrides`` are Settings fields), on a
+        database prepared first, as ``distbench serve`` prepares it (a fresh SQLite file is
+        migrated)."""
         settings = self.settings(**overrides)
+        prepare_database(settings)
         backend = LocalBackend(settings)
         thread = ServerThread(settings, backend)
         server = LocalServer(

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from distbench.backends.local.limits import cpu, network
-from distbench.collector.sampler import RESOURCE_METRICS
+from distbench.cadvisor import RESOURCE_METRICS
 from tests.backends.local_helpers import (
     ENDLESS,
     IS_ROOT,

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 import pytest
 import sqlalchemy as sa
 
+from distbench.cadvisor import RESOURCE_METRICS, is_counter
 from distbench.collector import Collector
-from distbench.collector.sampler import RESOURCE_METRICS, is_counter
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store

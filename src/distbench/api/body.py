@@ -17,7 +17,8 @@ from distbench.errors import BodyTooLarge, InvalidInput, MalformedBody
 
 T = TypeVar("T")
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 
 
 async def read_limited(request: Request, limit_bytes: int) -> bytes:
@@ -42,17 +43,21 @@ def _too_large(limit_bytes: int) -> BodyTooLarge:
     )
 
 
+def _media_type(request: Request) -> str:
+    """The Content-Type without its parameters (``charset``, ``boundary``), lower case."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def is_form(request: Request) -> bool:
     """Whether the body is a form (what MLBench's client sends) rather than JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return content_type in FORM_TYPES
+    return _media_type(request) in (URLENCODED, MULTIPART)
 
 
 async def read_payload(request: Request, limit_bytes: int) -> Any:
     """The decoded body: a JSON value, or a dict of form fields (empty fields left out)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(request)
     body = await read_limited(request, limit_bytes)
-    if content_type == "application/x-www-form-urlencoded":
+    if media_type == URLENCODED:
         try:
             # errors="strict": "%ff" is not UTF-8, and the default "replace" stored it as U+FFFD.
             pairs = parse_qsl(
@@ -63,7 +68,7 @@ async def read_payload(request: Request, limit_bytes: int) -> Any:
                 "form body is not UTF-8 (after percent-decoding): encode the fields as UTF-8"
             ) from exc
         return dict(pairs)
-    if content_type == "multipart/form-data":
+    if media_type == MULTIPART:
         return await _multipart_fields(request, body)
     if not body.strip():
         raise MalformedBody(
@@ -75,7 +80,7 @@ async def read_payload(request: Request, limit_bytes: int) -> Any:
         raise MalformedBody(
             f"request body is not valid JSON ({exc}): send JSON with "
             "Content-Type: application/json, or a form with "
-            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Type: {URLENCODED}",
         ) from exc
 
 
@@ -157,7 +162,8 @@ def body_doc(schema_ref: dict[str, Any], *, description: str) -> dict[str, Any]:
             "description": description,
             "content": {
                 "application/json": {"schema": schema_ref},
-                **{form: {"schema": schema_ref} for form in FORM_TYPES},
+                URLENCODED: {"schema": schema_ref},
+                MULTIPART: {"schema": schema_ref},
             },
         }
     }

@@ -18,7 +18,6 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from distbench.api.run_tokens import RunTokenGrace
-from distbench.backends.base import ClusterBackend
 from distbench.errors import Forbidden, Unauthenticated
 from distbench.orchestrator import Orchestrator
 from distbench.orchestrator.tokens import run_id_of_token
@@ -56,11 +55,6 @@ def read_connection(request: Request) -> Iterator[sa.Connection]:
 async def get_orchestrator(request: Request) -> Orchestrator:
     orchestrator: Orchestrator = request.app.state.orchestrator
     return orchestrator
-
-
-async def get_backend(request: Request) -> ClusterBackend:
-    orchestrator: Orchestrator = request.app.state.orchestrator
-    return orchestrator.backend
 
 
 def _presented_token(request: Request, *, needed_for: str) -> str:
@@ -162,7 +156,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[sa.Connection, Depends(read_connection)]
 EngineDep = Annotated[sa.Engine, Depends(get_engine)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
-BackendDep = Annotated[ClusterBackend, Depends(get_backend)]
 WriterDep = Annotated[Caller, Depends(require_writer)]
 # Routers of reads are included with ``dependencies=[ReaderCheck]`` (api/__init__.py).
 ReaderCheck = Depends(require_reader)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from distbench import __version__
-from distbench.api.deps import BackendDep, EngineDep
+from distbench.api.deps import EngineDep, OrchestratorDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
 from distbench.api.schemas import Health
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
     response_model=Health,
     responses=errors(503),
 )
-def health(engine: EngineDep, backend: BackendDep) -> Response:
+def health(engine: EngineDep, orchestrator: OrchestratorDep) -> Response:
     """Liveness and readiness: 200 when the database can be read and written, 503 (with what
     is wrong: ``unreachable``, ``read-only``, ``failing``, ``busy``) when it cannot."""
     try:
@@ -40,7 +40,7 @@ def health(engine: EngineDep, backend: BackendDep) -> Response:
     body = {
         "status": "ok" if database == "ok" else "degraded",
         "database": database,
-        "backend": backend.name,
+        "backend": orchestrator.backend_name,
         "version": __version__,
     }
     if database != "ok":

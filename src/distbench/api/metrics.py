@@ -36,7 +36,6 @@ from distbench.timefmt import format_us, iso_or_unchanged, now_us, to_us
 router = APIRouter(tags=["metrics"])
 
 _DATETIME = TypeAdapter(dt.datetime)
-_BATCH = TypeAdapter(list[dict[str, Any]])
 
 SinceQuery = Annotated[
     str | None,

@@ -14,11 +14,11 @@ the cap recorded as not enforced; a cap asked for through distbench's own interf
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from distbench.api.schemas import RunCreate
-from distbench.backends.base import ClusterBackend
 from distbench.benchmarks import mlbench_images
 from distbench.errors import InvalidInput, LimitUnsupported
 from distbench.store.records import NewRun
@@ -154,19 +154,20 @@ def _task_image(
     return entry.task, options, origin, warnings
 
 
-def uncap_if_unenforceable(backend: ClusterBackend, new: NewRun) -> NewRun:
-    """``new`` as it is if the backend can cap its bandwidth; else ``new`` without the cap, and
-    ``job_metadata`` saying so with a warning. Any other limit the backend refuses stays a 400.
+def uncap_if_unenforceable(check: Callable[[NewRun], None], new: NewRun) -> NewRun:
+    """``new`` as it is if ``check`` (the backend's) accepts its bandwidth cap; else ``new``
+    without the cap, and ``job_metadata`` saying so with a warning. Any other limit the backend
+    refuses stays a 400.
 
     For requests in MLBench's form only: its client sends ``max_bandwidth=1000`` whatever its
     user asked, so refusing it would make every MLBench run a 400 on such a server."""
     if new.max_bandwidth is None:
         return new
     try:
-        backend.check(new)
+        check(new)
     except LimitUnsupported as refused:
         uncapped = replace(new, max_bandwidth=None)
-        backend.check(uncapped)  # the cap was not all it refused: that answer stands
+        check(uncapped)  # the cap was not all it refused: that answer stands
         cap = new.max_bandwidth
         metadata = dict(new.job_metadata)
         metadata["bandwidth_cap"] = {

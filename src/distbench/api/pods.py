@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from distbench.api.deps import BackendDep
+from distbench.api.deps import OrchestratorDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import route
 from distbench.api.schemas import PodPublic
@@ -22,9 +22,9 @@ def labels_text(labels: Mapping[str, str]) -> str:
 
 
 @route(router, "GET", "/pods/", response_model=list[PodPublic])
-async def list_pods(backend: BackendDep) -> Response:
+async def list_pods(orchestrator: OrchestratorDep) -> Response:
     """All worker pods in the cluster (or on this machine), with their phase and address."""
-    pods = await run_in_threadpool(backend.list_pods)
+    pods = await run_in_threadpool(orchestrator.list_pods)
     return JSONBody(
         [
             {"name": pod.name, "labels": labels_text(pod.labels), "phase": pod.phase, "ip": pod.ip}

@@ -116,9 +116,7 @@ async def start_run(
         job_metadata=job_metadata,
     )
     if from_mlbench:
-        new = await run_in_threadpool(
-            mlbench_form.uncap_if_unenforceable, orchestrator.backend, new
-        )
+        new = await run_in_threadpool(mlbench_form.uncap_if_unenforceable, orchestrator.check, new)
     queue = settings.queue_runs if spec.queue is None else spec.queue
     run = await run_in_threadpool(lambda: orchestrator.create_run(new, queue=queue))
     return JSONBody(run_public(run))
@@ -177,5 +175,5 @@ def run_logs(
 ) -> Response:
     """Each worker's stdout and stderr, by pod name."""
     run = run_store.get_run(conn=conn, run_id=run_id)
-    logs = orchestrator.backend.logs(run, tail_lines=tail)
+    logs = orchestrator.logs(run, tail_lines=tail)
     return JSONBody({"run_id": run.id, "logs": dict(logs)})

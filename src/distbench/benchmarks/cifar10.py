@@ -164,19 +164,3 @@ def synthetic(samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.randn(samples, 3, 32, 32, generator=generator)
     labels = torch.randint(0, 10, (samples,), generator=generator)
     return images, labels
-
-
-def write_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
-    """Write a batch in CIFAR-10's own format (tests use it to build a tiny data set).
-
-    Protocol 4 rebuilds the array with the same three numpy names as the real files do
-    (protocol 2 from Python 3 would add ``_codecs.encode`` for each byte string, protocol 5
-    ``_frombuffer``); byte strings are byte strings, as the real files' are when read."""
-    batch = {
-        b"batch_label": path.name.encode(),
-        b"labels": list(labels),
-        b"data": np.asarray(images, dtype=np.uint8).reshape(len(labels), 3 * 32 * 32),
-        b"filenames": [f"{i}.png".encode() for i in range(len(labels))],
-    }
-    with path.open("wb") as handle:
-        pickle.dump(batch, handle, protocol=4)

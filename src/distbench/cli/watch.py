@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from distbench import cadvisor
 from distbench.client import END_STATES, Client, Run, numbers
 
 
@@ -109,9 +109,9 @@ def result_table(client: Client, run: Run) -> Table:
         table.add_row("error", str(run.job_metadata.get("error", "")))
     for pod_name in run.job_metadata.get("pods", []):
         pod = client.pod_metrics(pod_name)
-        cpu = numbers(pod.get("container_cpu_usage_seconds_total", []))
-        sent = numbers(pod.get("container_network_transmit_bytes_total", []))
-        memory = numbers(pod.get("container_memory_usage_bytes", []))
+        cpu = numbers(pod.get(cadvisor.CPU_SECONDS, []))
+        sent = numbers(pod.get(cadvisor.TRANSMIT_BYTES, []))
+        memory = numbers(pod.get(cadvisor.MEMORY_BYTES, []))
         facts = []
         if cpu:
             facts.append(f"{cpu[-1]:.1f} CPU-s")
@@ -121,7 +121,3 @@ def result_table(client: Client, run: Run) -> Table:
             facts.append(f"{sent[-1] / 1e6:.1f} MB sent")
         table.add_row(f"pod {pod_name}", ", ".join(facts) or "no samples")
     return table
-
-
-def describe_options(run: Run) -> str:
-    return json.dumps(run.options, sort_keys=True)

@@ -1,4 +1,5 @@
-"""The collector thread. Names are cAdvisor's; counters (``*_total``) are stored cumulative."""
+"""The collector thread. Names are cAdvisor's (``distbench.cadvisor``); counters (``*_total``)
+are stored cumulative."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from distbench.backends.base import ClusterBackend
+from distbench.cadvisor import is_counter
 from distbench.errors import NotFound
 from distbench.store import metrics as metric_store
 from distbench.store.records import MetricPoint
@@ -16,21 +18,7 @@ from distbench.timefmt import now_us
 
 log = logging.getLogger(__name__)
 
-RESOURCE_METRICS = (
-    "container_cpu_usage_seconds_total",
-    "container_cpu_user_seconds_total",
-    "container_cpu_system_seconds_total",
-    "container_memory_usage_bytes",
-    "container_network_transmit_bytes_total",
-    "container_network_receive_bytes_total",
-)
-
-
 LIVE_PHASES = ("Pending", "Running")
-
-
-def is_counter(name: str) -> bool:
-    return name.endswith("_total")
 
 
 class Collector:

@@ -12,7 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from distbench import __version__
+from distbench import __version__, cadvisor
 
 STATIC_PATH = "/static"
 PAGE_PATHS = ("/", "/runs", "/runs/{run_id}", "/compare", f"{STATIC_PATH}/plotly.min.js")
@@ -20,6 +20,14 @@ PAGE_PATHS = ("/", "/runs", "/runs/{run_id}", "/compare", f"{STATIC_PATH}/plotly
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PLOTLY_JS = resources.files("plotly") / "package_data" / "plotly.min.js"
+# The pod metrics the overview charts, by the role overview.js gives them. The page carries
+# them (a JSON script element) so the JavaScript never spells cAdvisor's names itself.
+OVERVIEW_METRICS = {
+    "cpu": cadvisor.CPU_SECONDS,
+    "memory": cadvisor.MEMORY_BYTES,
+    "transmit": cadvisor.TRANSMIT_BYTES,
+    "receive": cadvisor.RECEIVE_BYTES,
+}
 
 
 def _page(request: Request, template: str, title: str, **context: object) -> HTMLResponse:
@@ -40,7 +48,7 @@ def _page(request: Request, template: str, title: str, **context: object) -> HTM
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
-    return _page(request, "overview.html", "Overview")
+    return _page(request, "overview.html", "Overview", metric_names=OVERVIEW_METRICS)
 
 
 @router.get("/runs", response_class=HTMLResponse)

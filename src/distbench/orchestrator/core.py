@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from distbench import benchmarks
-from distbench.backends.base import ClusterBackend, RunStatus
+from distbench.backends.base import ClusterBackend, PodInfo, RunStatus
 from distbench.errors import DistbenchError
 from distbench.orchestrator.summary import summarize
 from distbench.orchestrator.tokens import run_token
@@ -48,9 +48,10 @@ class Orchestrator:
         start_timeout_s: float,
         poll_interval_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        before_cleanup: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.engine = engine
-        self.backend = backend
+        self._backend = backend
         self.server_url = server_url
         self.server_token = server_token
         self.start_timeout_s = start_timeout_s
@@ -71,7 +72,7 @@ class Orchestrator:
         self._stopping: set[int] = set()
         # Called with a run's pod names just before its workers are cleaned up (the collector
         # takes its last sample there: a removed network namespace has no counters left).
-        self.before_cleanup: Callable[[list[str]], object] | None = None
+        self._before_cleanup = before_cleanup
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,7 +104,26 @@ class Orchestrator:
             )
         if queued:
             log.warning("runs %s stay queued; a restart starts them in turn", queued)
-        self.backend.close()
+        self._backend.close()
+
+    # -- the backend, as the API sees it -----------------------------------------------------
+    # The API asks the orchestrator, never its backend: what runs where stays behind one door.
+    @property
+    def backend_name(self) -> str:
+        """Where workers run: ``local``, ``kubernetes`` (or a test's fake)."""
+        return self._backend.name
+
+    def list_pods(self) -> Sequence[PodInfo]:
+        """The worker pods that exist now, with their phase and address."""
+        return self._backend.list_pods()
+
+    def logs(self, run: RunRecord, *, tail_lines: int | None = None) -> Mapping[str, str]:
+        """Each of the run's workers' output, by pod name (the last ``tail_lines`` only)."""
+        return self._backend.logs(run, tail_lines=tail_lines)
+
+    def check(self, new: NewRun) -> None:
+        """Refuse (``LimitUnsupported``, ``InvalidInput``) a run the backend cannot honour."""
+        self._backend.check(new)
 
     # -- requests ----------------------------------------------------------------------------
     def create_run(self, new: NewRun, *, queue: bool = False) -> RunRecord:
@@ -116,7 +136,7 @@ class Orchestrator:
         A custom command's options are its own business: they reach it as DISTBENCH_OPTIONS."""
         if new.command is None:
             new = replace(new, options=benchmarks.resolve_options(new.benchmark, new.options))
-        self.backend.check(new)
+        self._backend.check(new)
         with self.engine.begin() as conn:
             run = run_store.create_run(conn=conn, new=new, queued=queue)
         if not queue:
@@ -207,7 +227,7 @@ class Orchestrator:
     def _create_workers(self, run: RunRecord) -> None:
         token = run_token(self.server_token, run.id) if self.server_token else None
         try:
-            report = self.backend.launch(run, server_url=self.server_url, run_token=token)
+            report = self._backend.launch(run, server_url=self.server_url, run_token=token)
         except Exception as exc:
             log.exception("run %s: workers could not be created", run.id)
             message = exc.message if isinstance(exc, DistbenchError) else repr(exc)
@@ -232,14 +252,14 @@ class Orchestrator:
 
     def _stop_workers(self, run: RunRecord, *, grace_s: float) -> None:
         """Take the last resource sample of the run's pods, then stop and clean up."""
-        if self.before_cleanup is not None:
+        if self._before_cleanup is not None:
             try:
                 with self.engine.connect() as conn:
                     pod_names = pod_store.pod_names_of_run(conn=conn, run_id=run.id)
-                self.before_cleanup(pod_names)
+                self._before_cleanup(pod_names)
             except Exception:
                 log.exception("run %s: last resource sample failed", run.id)
-        self.backend.stop(run, grace_s=grace_s)
+        self._backend.stop(run, grace_s=grace_s)
 
     def _end(self, run_id: int, state: str, update: dict[str, Any]) -> RunRecord | None:
         with self.engine.begin() as conn:
@@ -276,9 +296,9 @@ class Orchestrator:
         """Match runs left active by an earlier server process with what the backend has."""
         with self.engine.connect() as conn:
             left_active = run_store.active_runs(conn=conn)
-        self.backend.reconcile(left_active)
+        self._backend.reconcile(left_active)
         for run in left_active:
-            status = self.backend.status(run)
+            status = self._backend.status(run)
             if status.state in ("running", "starting"):
                 log.info("run %s: adopted after restart", run.id)
                 self._seen_at[run.id] = self._clock()
@@ -303,7 +323,7 @@ class Orchestrator:
                     run, RunStatus(state="starting", reason="creating workers"), launching=True
                 )
                 continue
-            self._apply(run, self.backend.status(run), restarted=False)
+            self._apply(run, self._backend.status(run), restarted=False)
         # After the active run's end was handled above (its workers stopped), not before.
         self.start_next_queued()
 
@@ -322,7 +342,7 @@ class Orchestrator:
             self._stop_workers(run, grace_s=STOP_GRACE_S)
             # Record how the survivors ended too (they were still running when ``status`` was
             # read), so every pod has its exit code in ``job_metadata``.
-            stopped = self.backend.status(run).exit_codes
+            stopped = self._backend.status(run).exit_codes
             exit_codes.update({pod: code for pod, code in stopped.items() if code is not None})
             update = {"error": status.reason, "exit_codes": exit_codes}
             if status.log_tails:

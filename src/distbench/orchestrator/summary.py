@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from distbench import cadvisor
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store.records import RunRecord
@@ -23,7 +24,6 @@ RUN_METRICS = (
     "communication_s",
     "bus_bandwidth_mbit",
 )
-TRANSMIT = "container_network_transmit_bytes_total"
 
 
 NumberRow = tuple[int, float, bool, str]
@@ -92,9 +92,11 @@ def summarize(*, conn: sa.Connection, run: RunRecord) -> dict[str, Any]:
     egress = []
     for pod_name in pod_store.pod_names_of_run(conn=conn, run_id=run.id):
         pod_series = metric_store.read_series(
-            conn=conn, pod_name=pod_name, spec=metric_store.SeriesQuery(names=[TRANSMIT])
+            conn=conn,
+            pod_name=pod_name,
+            spec=metric_store.SeriesQuery(names=[cadvisor.TRANSMIT_BYTES]),
         )
-        peak = peak_egress_mbit(pod_series.get(TRANSMIT, []))
+        peak = peak_egress_mbit(pod_series.get(cadvisor.TRANSMIT_BYTES, []))
         if peak is not None:
             egress.append(peak)
     if egress:

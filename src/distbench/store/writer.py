@@ -55,7 +55,6 @@ class PointWriter:
         self._known_runs: set[int] = set()
         self._known_pods: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="point-writer", daemon=True)
-        self.commits = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -131,6 +130,5 @@ class PointWriter:
                 log.exception("storing %d metric points failed", len(request.points))
                 request.outcome = exc
             return
-        self.commits += 1
         for request in accepted:
             request.outcome = len(request.points)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from distbench.backends.kubernetes.backend import KubernetesBackend
-from distbench.collector.sampler import RESOURCE_METRICS
+from distbench.cadvisor import RESOURCE_METRICS
 from tests.backends.kubernetes.conftest import IMAGE, NAMESPACE, kubernetes_settings
 from tests.backends.kubernetes.fake_apiserver import FakeApiServer
 from tests.backends.kubernetes.test_manifests import assert_valid

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from distbench import cadvisor
 from distbench.backends.base import PodInfo, PodPhase, RunStatus, describe_exit
 from distbench.backends.kubernetes.manifests import COMPLETION_INDEX, WORKER_CONTAINER
 
@@ -168,17 +169,17 @@ def counters_from_summary(summary: Obj, namespace: str) -> dict[str, dict[str, f
         if cpu_ns is None and containers:
             cpu_ns = _sum(c.get("cpu", {}).get("usageCoreNanoSeconds") for c in containers)
         if cpu_ns is not None:
-            counters["container_cpu_usage_seconds_total"] = float(cpu_ns) / 1e9
+            counters[cadvisor.CPU_SECONDS] = float(cpu_ns) / 1e9
         memory = pod.get("memory", {}).get("workingSetBytes")
         if memory is None and containers:
             memory = _sum(c.get("memory", {}).get("workingSetBytes") for c in containers)
         if memory is not None:
-            counters["container_memory_usage_bytes"] = float(memory)
+            counters[cadvisor.MEMORY_BYTES] = float(memory)
         network = pod.get("network", {})
         if network.get("txBytes") is not None:
-            counters["container_network_transmit_bytes_total"] = float(network["txBytes"])
+            counters[cadvisor.TRANSMIT_BYTES] = float(network["txBytes"])
         if network.get("rxBytes") is not None:
-            counters["container_network_receive_bytes_total"] = float(network["rxBytes"])
+            counters[cadvisor.RECEIVE_BYTES] = float(network["rxBytes"])
         result[ref["name"]] = counters
     return result
 

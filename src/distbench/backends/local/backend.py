@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from distbench import cadvisor
 from distbench.backends.base import (
     LOG_TAIL_LINES,
     LaunchReport,
@@ -487,9 +488,9 @@ def _process_counters(worker: WorkerState, directory: Path) -> dict[str, float]:
             return {}
         user, system = usage.user_s, usage.system_s
         return {
-            "container_cpu_usage_seconds_total": user + system,
-            "container_cpu_user_seconds_total": user,
-            "container_cpu_system_seconds_total": system,
+            cadvisor.CPU_SECONDS: user + system,
+            cadvisor.CPU_USER_SECONDS: user,
+            cadvisor.CPU_SYSTEM_SECONDS: system,
         }
     user = system = rss = 0.0
     try:
@@ -504,10 +505,10 @@ def _process_counters(worker: WorkerState, directory: Path) -> dict[str, float]:
     except psutil.Error:
         return {}
     return {
-        "container_cpu_usage_seconds_total": user + system,
-        "container_cpu_user_seconds_total": user,
-        "container_cpu_system_seconds_total": system,
-        "container_memory_usage_bytes": rss,
+        cadvisor.CPU_SECONDS: user + system,
+        cadvisor.CPU_USER_SECONDS: user,
+        cadvisor.CPU_SYSTEM_SECONDS: system,
+        cadvisor.MEMORY_BYTES: rss,
     }
 
 

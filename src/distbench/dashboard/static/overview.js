@@ -1,10 +1,8 @@
 // distbench dashboard, Overview: pods and their resources. Needs common.js and charts.js.
 "use strict";
 
-const CPU = "container_cpu_usage_seconds_total";
-const MEMORY = "container_memory_usage_bytes";
-const NET_OUT = "container_network_transmit_bytes_total";
-const NET_IN = "container_network_receive_bytes_total";
+// The pod metrics' names come with the page (dashboard/pages.py), from their one owner.
+const METRIC = JSON.parse(document.getElementById("metric-names").textContent);
 const WINDOW_MS = 10 * 60 * 1000;
 
 // The rate of a counter: (v[i] - v[i-1]) / (t[i] - t[i-1]) in units per second, times `scale`.
@@ -69,14 +67,14 @@ function initOverview() {
 
   function draw(name, entry) {
     const of = (metric) => store.series.get(`${name}\u0000${metric}`);
-    const cpu = rate(of(CPU), 1);
+    const cpu = rate(of(METRIC.cpu), 1);
     plot(entry.charts.cpu, [{ ...cpu, name: "CPU", mode: "lines", line: { color: "#1f77b4" } }], {
       title: { text: "CPU" },
       xaxis: timeAxis(),
       yaxis: { title: { text: "cores" }, rangemode: "tozero" },
       showlegend: false,
     });
-    const memory = of(MEMORY);
+    const memory = of(METRIC.memory);
     plot(
       entry.charts.memory,
       [
@@ -96,11 +94,13 @@ function initOverview() {
       },
     );
     const bits = 8 / 1e6;
+    const received = rate(of(METRIC.receive), bits);
+    const sent = rate(of(METRIC.transmit), bits);
     plot(
       entry.charts.network,
       [
-        { ...rate(of(NET_IN), bits), name: "in", mode: "lines", line: { color: "#9467bd" } },
-        { ...rate(of(NET_OUT), bits), name: "out", mode: "lines", line: { color: "#ff7f0e" } },
+        { ...received, name: "in", mode: "lines", line: { color: "#9467bd" } },
+        { ...sent, name: "out", mode: "lines", line: { color: "#ff7f0e" } },
       ],
       {
         title: { text: "Network" },

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from distbench import cadvisor
 from distbench.backends.local.limits.commands import CommandFailed, run
 from distbench.errors import LimitUnsupported
 
@@ -194,6 +195,6 @@ def counters(worker: WorkerNet) -> dict[str, float]:
     except (FileNotFoundError, ValueError):
         return {}
     return {
-        "container_network_transmit_bytes_total": float(received_by_host),
-        "container_network_receive_bytes_total": float(sent_by_host),
+        cadvisor.TRANSMIT_BYTES: float(received_by_host),
+        cadvisor.RECEIVE_BYTES: float(sent_by_host),
     }

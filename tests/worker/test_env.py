@@ -175,7 +175,7 @@ def test_the_worker_variables_are_spelled_only_in_their_owner_module() -> None:
             "worker/env.py",
             # The CLI's --token option reads the client's own DISTBENCH_TOKEN: the same
             # name for the same token, but a setting of the command line, not the worker's.
-            "cli/runs.py",
+            "cli/connection.py",
         },
     )
     assert found == []

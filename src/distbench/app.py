@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 from distbench import __version__, data_lock
 from distbench.api import api_router, operations_router
 from distbench.api import errors as api_errors
-from distbench.api.encode import JSONBody
+from distbench.api.encode import JSON_TYPE, JSONBody
 from distbench.api.observability import Observability, ObservabilityMiddleware
 from distbench.api.run_tokens import RunTokenGrace
 from distbench.api.schemas import MetricCreate, RunCreate
@@ -133,16 +133,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(
         title=app.title, version=app.version, summary=app.summary, routes=app.routes
     )
+    error_content = {JSON_TYPE: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.get("responses", {})
             if responses.pop("422", None) is not None and "400" not in responses:
-                responses["400"] = {
-                    "description": "Bad input",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-                    },
-                }
+                responses["400"] = {"description": "Bad input"}
+            for status, response in responses.items():
+                # Every error is the JSON ErrorBody, also on a route whose own answer is text
+                # (FastAPI would give the error that route's media type).
+                if int(status) >= 400:
+                    response["content"] = error_content
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     # Routes that parse their body themselves (JSON or form) refer to these by name in
     # ``openapi_extra``; FastAPI does not see them, so without this the references dangle.

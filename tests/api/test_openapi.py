@@ -36,20 +36,21 @@ from tests.conftest import RunningServer
 # looks something up, 401/403 where it writes (a server with a token), 409 when a run is active,
 # 413 where it reads a body, 503 when the database is down.
 OPERATIONS: dict[tuple[str, str], set[int]] = {
-    # 503: the database is read-only, failing or unreachable (with Retry-After).
-    ("GET", "/api/pods/"): set(),
-    ("GET", "/api/metrics/"): {400, 503},
-    ("GET", "/api/metrics/{pod_name_or_run_id}/"): {400, 404, 503},
+    # 503: the database is read-only, failing or unreachable (with Retry-After), or for pods the
+    # backend cannot list them. 401/403 on a read: --protect-reads and no (or the wrong) token.
+    ("GET", "/api/pods/"): {401, 403, 503},
+    ("GET", "/api/metrics/"): {400, 401, 403, 503},
+    ("GET", "/api/metrics/{pod_name_or_run_id}/"): {400, 401, 403, 404, 503},
     ("POST", "/api/metrics"): {400, 401, 403, 404, 413, 503},
     ("POST", "/api/metrics/batch"): {400, 401, 403, 404, 413, 503},
-    ("GET", "/api/runs/"): {503},
+    ("GET", "/api/runs/"): {401, 403, 503},
     ("POST", "/api/runs/"): {400, 401, 403, 409, 413, 503},
-    ("GET", "/api/runs/{run_id}/"): {400, 404, 503},
+    ("GET", "/api/runs/{run_id}/"): {400, 401, 403, 404, 503},
     ("DELETE", "/api/runs/{run_id}/"): {400, 401, 403, 404, 503},
-    ("GET", "/api/runs/{run_id}/logs"): {400, 404, 503},
-    ("GET", "/api/benchmarks"): set(),
+    ("GET", "/api/runs/{run_id}/logs"): {400, 401, 403, 404, 503},
+    ("GET", "/api/benchmarks"): {401, 403},
     ("GET", "/api/health"): {503},
-    ("GET", "/metrics"): set(),
+    ("GET", "/metrics"): {401, 403},
 }
 # FastAPI's own pages, served beside the API and not part of it.
 FASTAPI_PAGES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from distbench.api.deps import OrchestratorDep
 from distbench.api.encode import JSONBody
-from distbench.api.routing import route
+from distbench.api.routing import errors, route
 from distbench.api.schemas import PodPublic
 
 router = APIRouter(tags=["pods"])
@@ -21,7 +21,7 @@ def labels_text(labels: Mapping[str, str]) -> str:
     return repr(dict(sorted(labels.items())))
 
 
-@route(router, "GET", "/pods/", response_model=list[PodPublic])
+@route(router, "GET", "/pods/", response_model=list[PodPublic], responses=errors(503))
 async def list_pods(orchestrator: OrchestratorDep) -> Response:
     """All worker pods in the cluster (or on this machine), with their phase and address."""
     pods = await run_in_threadpool(orchestrator.list_pods)

@@ -1,6 +1,6 @@
 """Domain errors. Each has a symbolic code; one table maps codes to HTTP statuses.
 
-The API turns these into the one error body of SPEC.md, and the client turns that body back into
+The API turns these into the one error body of docs/api.md, and the client turns that body back into
 the same classes, so code on both sides of the wire catches the same exceptions.
 """
 

@@ -15,7 +15,7 @@ _US_PER_S = 1_000_000
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already (SPEC.md)."""
+    """An aware UTC datetime; a naive one is taken to be UTC already (docs/api.md)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
@@ -36,7 +36,7 @@ _ONE_US = dt.timedelta(microseconds=1)
 
 
 def to_us(value: dt.datetime) -> int:
-    if value.tzinfo is None:  # naive means UTC (SPEC.md); aware ones subtract across zones
+    if value.tzinfo is None:  # naive means UTC (docs/api.md); aware ones subtract across zones
         value = value.replace(tzinfo=dt.UTC)
     return (value - EPOCH) // _ONE_US
 

@@ -1,4 +1,4 @@
-"""Every error leaves the server in the one shape of SPEC.md; this module is the only place that
+"""Every error leaves the server in the one shape of docs/api.md; this module is the only place that
 builds it."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _database_error(request: Request, exc: Exception) -> Response:
 
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    # FastAPI says 422; SPEC.md says bad input is a 400, named field by field.
+    # FastAPI says 422; docs/api.md says bad input is a 400, named field by field.
     error = invalid_input(exc.errors(), prefix=("query", "path", "body", "header"))
     return _domain_error(request, error)
 

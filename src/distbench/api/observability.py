@@ -66,7 +66,7 @@ def route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    """Counts and times every HTTP request and adds ``Vary: Accept`` (SPEC.md) to answers."""
+    """Counts and times every HTTP request and adds ``Vary: Accept`` (docs/api.md) to answers."""
 
     def __init__(self, app: ASGIApp, observability: Observability) -> None:
         self.app = app

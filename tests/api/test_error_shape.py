@@ -1,6 +1,5 @@
 """Every error leaves the server in one shape (docs/api.md): a walk of every endpoint with bad
-input,
-unknown ids, unknown paths and wrong methods, each answered with the right 4xx,
+input, unknown ids, unknown paths and wrong methods, each answered with the right 4xx,
 ``application/json; charset=utf-8`` and exactly ``{"error": {"code", "message", "details"},
 "message"}`` (the top-level message, the same text, is what MLBench's CLI reads), a message that
 names what to fix, and nothing written. Each row runs on both slash forms."""

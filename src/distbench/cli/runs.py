@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distbench.client import Client, Run
+from distbench.client import Client, Run, RunState
 from distbench.errors import DistbenchError
 
 UrlOption = Annotated[
@@ -171,7 +171,7 @@ def run(
             )
             raise typer.Exit(130) from None
         console.print(result_table(client, ended))
-    if ended.state != "FINISHED":
+    if ended.state != RunState.FINISHED:
         raise typer.Exit(1)
 
 

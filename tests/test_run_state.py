@@ -27,7 +27,7 @@ def test_the_scan_finds_a_state_name_where_one_is_spelled() -> None:
     # Guards the test above against a scan that finds nothing at all.
     in_owner = [lit.value for lit in string_literals() if lit.path.name == "run_state.py"]
 
-    assert STATE_NAMES <= set(in_owner)
+    assert set(in_owner) >= STATE_NAMES
 
 
 def test_every_state_is_queued_active_or_ended_and_only_one_of_them() -> None:
@@ -48,8 +48,8 @@ def test_a_state_is_its_name_in_comparisons_json_and_text() -> None:
 
 def test_the_clients_public_state_sets_are_the_owners_as_plain_text() -> None:
     assert client.RUN_STATES == STATE_NAMES
-    assert client.ACTIVE_STATES == {"INITIALIZED", "STARTED"}
-    assert client.END_STATES == {"FINISHED", "FAILED", "ABORTED"}
+    assert {"INITIALIZED", "STARTED"} == client.ACTIVE_STATES
+    assert {"FINISHED", "FAILED", "ABORTED"} == client.END_STATES
     everything = client.RUN_STATES | client.ACTIVE_STATES | client.END_STATES
     # Plain str, so error messages and reprs show the names, not enum members.
     assert {type(name) for name in everything} == {str}

@@ -233,15 +233,20 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in name) or "_"
 
 
+# The record's fields a download's ``run.json`` has always held (a file format: not every
+# field, and dates not at all).
+RUN_JSON_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "job_id",
+    "num_workers",
+    "num_cpus",
+    "max_bandwidth",
+    "benchmark",
+    "job_metadata",
+)
+
+
 def _run_summary(run: RunRecord) -> dict[str, object]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "state": run.state,
-        "job_id": run.job_id,
-        "num_workers": run.num_workers,
-        "num_cpus": run.num_cpus,
-        "max_bandwidth": run.max_bandwidth,
-        "benchmark": run.benchmark,
-        "job_metadata": run.job_metadata,
-    }
+    return {name: getattr(run, name) for name in RUN_JSON_FIELDS}

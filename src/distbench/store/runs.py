@@ -21,7 +21,7 @@ def _naive_utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-# A record has a field per column of ``runs`` (tests/store/test_run_shape.py holds them
+# A record has a field per column of ``runs`` (tests/test_run_shape.py holds them
 # equal), so a row becomes a record by name; only the values that need converting are named.
 _RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(RunRecord))
 

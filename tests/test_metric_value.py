@@ -8,7 +8,7 @@ import math
 import pytest
 
 from distbench.metric_value import parse_value, value_text
-from tests.source_literals import string_literals
+from tests.source_literals import spellings_outside
 
 
 @pytest.mark.parametrize(
@@ -60,10 +60,8 @@ def test_no_second_encoder_spells_nan_or_infinity() -> None:
     # Another encoder would have to spell these; json and repr alone give NaN/Infinity or
     # nothing the API reads back the same way.
     spellings = {"nan", '"nan"', "inf", "-inf", "infinity", "-infinity"}
-    second_encoders = [
-        str(literal)
-        for literal in string_literals(outside=("metric_value.py",))
-        if literal.value.strip().lower() in spellings
-    ]
+    second_encoders = spellings_outside(
+        lambda literal: literal.strip().lower() in spellings, owners={"metric_value.py"}
+    )
 
     assert second_encoders == []

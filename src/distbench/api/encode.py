@@ -51,10 +51,8 @@ def series_json(series: Series, *, with_details: bool) -> str:
                 start = EPOCH + dt.timedelta(minutes=minute)
                 prefix = minute_text[minute] = start.strftime("%Y-%m-%dT%H:%M:")
             seconds, micros = divmod(micros, 1_000_000)
-            if value.__class__ is str:  # text, as posted: JSON-escaped
-                value_json = _text(value)
-            else:
-                value_json = '"nan"' if value != value else f'"{value!r}"'  # NaN: unequal to itself
+            # Number text never needs JSON escaping; text, as posted, does.
+            value_json = _text(value) if value.__class__ is str else f'"{value_text(value)}"'
             if with_details:
                 meta = metadata_json.get(metadata)
                 if meta is None:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from fastapi.responses import Response
 
 from distbench.api.encode import JSON_TYPE, points_as_dicts
-from distbench.api.schemas import format_value
+from distbench.metric_value import value_text
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import summarize as summarized
@@ -149,15 +149,11 @@ def official_result(*, conn: sa.Connection, run: RunRecord) -> str:
     )
     for name in TASK_RESULT_NAMES:
         if posted.get(name):
-            return _as_text(posted[name][-1][1])
+            return value_text(posted[name][-1][1])
     return (
         f"No TaskResult was posted for run {run.id} ({run.name}, {run.state}): MLBench's "
         f"workers post it when the goal is reached. {result_line(run)}"
     )
-
-
-def _as_text(value: float | str) -> str:
-    return value if isinstance(value, str) else format_value(value)
 
 
 class _Archive:
@@ -196,7 +192,7 @@ def _flat(stem: str) -> str:
 
 def _mlbench_point(point: PointRow) -> dict[str, object]:
     date_us, value, cumulative, _metadata = point
-    return {"date": mlbench_date(date_us), "value": _as_text(value), "cumulative": cumulative}
+    return {"date": mlbench_date(date_us), "value": value_text(value), "cumulative": cumulative}
 
 
 def mlbench_date(date_us: int) -> str:
@@ -237,15 +233,20 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in name) or "_"
 
 
+# The record's fields a download's ``run.json`` has always held (a file format: not every
+# field, and dates not at all).
+RUN_JSON_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "job_id",
+    "num_workers",
+    "num_cpus",
+    "max_bandwidth",
+    "benchmark",
+    "job_metadata",
+)
+
+
 def _run_summary(run: RunRecord) -> dict[str, object]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "state": run.state,
-        "job_id": run.job_id,
-        "num_workers": run.num_workers,
-        "num_cpus": run.num_cpus,
-        "max_bandwidth": run.max_bandwidth,
-        "benchmark": run.benchmark,
-        "job_metadata": run.job_metadata,
-    }
+    return {name: getattr(run, name) for name in RUN_JSON_FIELDS}

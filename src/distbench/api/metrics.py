@@ -22,9 +22,9 @@ from distbench.api.schemas import (
     MetricPublic,
     PodPoint,
     RunPoint,
-    format_value,
 )
 from distbench.errors import BodyTooLarge, Forbidden, InvalidInput, NotFound
+from distbench.metric_value import value_text
 from distbench.store import metrics as metric_store
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
@@ -253,7 +253,7 @@ async def post_metric(request: Request, caller: WriterDep, settings: SettingsDep
     saved.update(
         name=point.name,
         date=format_us(point.date_us),
-        value=format_value(point.value),
+        value=value_text(point.value),
         cumulative=point.cumulative,
         metadata=point.metadata,
     )

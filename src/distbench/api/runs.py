@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -15,42 +15,17 @@ from distbench.api.body import body_doc, is_form, read_payload, validate_model
 from distbench.api.deps import ConnDep, OrchestratorDep, SettingsDep, WriterDep
 from distbench.api.encode import JSONBody
 from distbench.api.routing import errors, route
-from distbench.api.schemas import RunCreate, RunLogs, RunPublic, format_optional_dt
+from distbench.api.schemas import RunCreate, RunLogs, RunPublic, run_public
 from distbench.backends.base import default_dist_backend
 from distbench.benchmarks import COMMAND_BENCHMARK, DEFAULT_BENCHMARK
 from distbench.errors import Forbidden, InvalidInput
 from distbench.settings import Settings
 from distbench.store import runs as run_store
-from distbench.store.records import NewRun, RunRecord
-from distbench.timefmt import format_dt
+from distbench.store.records import NewRun
 
 router = APIRouter(tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The run's id.")]
-
-
-def run_public(run: RunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "created_at": format_dt(run.created_at),
-        "started_at": format_optional_dt(run.started_at),
-        "finished_at": format_optional_dt(run.finished_at),
-        "state": run.state,
-        "job_id": run.job_id,
-        "job_metadata": run.job_metadata,
-        "num_workers": run.num_workers,
-        "num_cpus": run.num_cpus,
-        "max_bandwidth": run.max_bandwidth,
-        "benchmark": run.benchmark,
-        "backend": run.backend,
-        "options": run.options,
-        "time_limit_s": run.time_limit_s,
-        "start_timeout_s": run.start_timeout_s,
-        "gpu": run.gpu,
-        "command": run.command,
-        "working_dir": run.working_dir,
-    }
 
 
 @route(router, "GET", "/runs/", response_model=list[RunPublic], responses=errors(503))

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,7 +18,9 @@ from pydantic import (
 
 from distbench.backends.local.limits.network import MIN_RATE_MBIT
 from distbench.benchmarks.mlbench_images import CUSTOM_BACKEND
-from distbench.metric_value import MAX_TEXT_CHARS, as_number, value_text
+from distbench.metric_value import MAX_TEXT_CHARS, as_number
+from distbench.run_state import RunState
+from distbench.store.records import RunRecord
 from distbench.timefmt import as_utc, format_dt, iso_or_unchanged
 
 # Text without NUL characters: PostgreSQL text cannot hold them, so one would be a 500 there
@@ -290,13 +293,21 @@ class RunCreate(BaseModel):
         return data
 
 
+# A run as the API serves it: ``RunRecord``'s fields in its order, dates as text
+# (``run_public``). A comment, not a docstring, which /openapi.json would show.
 class RunPublic(BaseModel):
     id: int
     name: str
     created_at: str
     started_at: str | None
     finished_at: str | None
-    state: Literal["QUEUED", "INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"]
+    # Checked as a RunState, documented inline as the names (an enum type would add a
+    # component of its own to /openapi.json).
+    state: Annotated[
+        str,
+        AfterValidator(RunState),
+        WithJsonSchema({"enum": [s.value for s in RunState], "title": "State", "type": "string"}),
+    ]
     job_id: str
     job_metadata: dict[str, Any]
     num_workers: int
@@ -324,11 +335,14 @@ class Health(BaseModel):
     version: str
 
 
-def format_value(value: float | str) -> str:
-    """A stored value as the API shows it: text as posted, a number as the shortest text that
-    reads back as the same float."""
-    return value_text(value)
+_RUN_DATES = ("created_at", "started_at", "finished_at")
 
 
-def format_optional_dt(value: dt.datetime | None) -> str | None:
-    return None if value is None else format_dt(value)
+def run_public(run: RunRecord) -> dict[str, Any]:
+    """``RunPublic``'s body for a run: every field of the schema, taken from the record by
+    name (a test holds the two field lists, the table's and the client's equal)."""
+    public = {name: getattr(run, name) for name in RunPublic.model_fields}
+    for name in _RUN_DATES:
+        date = public[name]
+        public[name] = None if date is None else format_dt(date)
+    return public

@@ -23,7 +23,7 @@ from distbench.cli.connection import (
     exit_with,
     parse_options,
 )
-from distbench.client import Client, Run, RunSeries, numbers
+from distbench.client import Client, Run, RunSeries, RunState, numbers
 
 
 # -- the scaling table, computed from runs and their series (no I/O) ------------------------------
@@ -217,7 +217,7 @@ def sweep(
             _print_scaling(client, ended, console)
             raise typer.Exit(130) from None
         _print_scaling(client, ended, console)
-    if any(run.state != "FINISHED" for run in ended):
+    if any(run.state != RunState.FINISHED for run in ended):
         raise typer.Exit(1)
 
 

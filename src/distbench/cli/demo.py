@@ -17,7 +17,7 @@ from rich.console import Console
 from distbench.app import create_app, prepare_database
 from distbench.backends.local.limits.network import namespaces_available
 from distbench.cli.watch import follow, result_table
-from distbench.client import Client
+from distbench.client import Client, RunState
 from distbench.errors import RunActive
 from distbench.settings import Settings
 
@@ -100,6 +100,6 @@ def run_demo(settings: Settings, *, workers: int, keep_serving: bool, console: C
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 pass
-        return 0 if run.state == "FINISHED" and reached else 1
+        return 0 if run.state == RunState.FINISHED and reached else 1
     finally:
         running.stop()

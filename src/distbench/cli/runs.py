@@ -20,7 +20,7 @@ from distbench.cli.connection import (
     exit_with,
     parse_options,
 )
-from distbench.client import Run
+from distbench.client import Run, RunState
 
 
 def command_and_dir(
@@ -116,7 +116,7 @@ def run(
             )
             raise typer.Exit(130) from None
         console.print(result_table(client, ended))
-    if ended.state != "FINISHED":
+    if ended.state != RunState.FINISHED:
         raise typer.Exit(1)
 
 

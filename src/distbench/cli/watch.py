@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from distbench import cadvisor
-from distbench.client import END_STATES, Client, Run, numbers
+from distbench.client import END_STATES, Client, Run, RunState, numbers
 
 
 def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -> Run:
@@ -42,7 +42,7 @@ def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -
                 completed=latest.get("epoch", 0),
                 status=_status_line(run.state, latest),
             )
-        if run.state == "FINISHED":
+        if run.state == RunState.FINISHED:
             # A run that reached its target early is complete, not stuck at epoch k of max.
             done = latest.get("epoch", 1)
             progress.update(task, total=done, completed=done)
@@ -50,8 +50,8 @@ def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -
 
 
 def _status_line(state: str, latest: dict[str, float]) -> str:
-    if state == "QUEUED":
-        return "QUEUED: waits for the runs before it to end"
+    if state == RunState.QUEUED:
+        return f"{RunState.QUEUED}: waits for the runs before it to end"
     parts = [state]
     if "epoch" in latest:
         parts.append(f"epoch {latest['epoch']:.0f}")
@@ -105,7 +105,7 @@ def result_table(client: Client, run: Run) -> Table:
         )
     for key, value in run.job_metadata.get("limits", {}).items():
         table.add_row(f"limit: {key}", str(value))
-    if run.state == "FAILED":
+    if run.state == RunState.FAILED:
         table.add_row("error", str(run.job_metadata.get("error", "")))
     for pod_name in run.job_metadata.get("pods", []):
         pod = client.pod_metrics(pod_name)

@@ -32,6 +32,7 @@ from distbench.client.records import (
     numbers,
     parse_date,
 )
+from distbench.run_state import RunState
 
 __all__ = [
     "ACTIVE_STATES",
@@ -49,6 +50,7 @@ __all__ = [
     "Run",
     "RunPoint",
     "RunSeries",
+    "RunState",
     "RunWaitTimeout",
     "ServerUnreachable",
     "StoredPoint",

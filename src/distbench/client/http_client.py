@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -37,6 +36,7 @@ from distbench.client.records import (
     parse_stored_point,
 )
 from distbench.errors import InvalidInput
+from distbench.metric_value import value_text
 from distbench.timefmt import format_dt
 
 T = TypeVar("T")
@@ -54,10 +54,8 @@ def _value_text(value: float | str) -> str:
     """Values travel as strings: JSON has no NaN or infinity, and training diverges."""
     if isinstance(value, bool):
         raise TypeError("a metric value must be a number or text, not a bool")
-    if isinstance(value, str):
-        return value
-    number = float(value)
-    return "nan" if math.isnan(number) else repr(number)
+    # float(): an int (or a numpy number) is sent as the float the server stores.
+    return value_text(value if isinstance(value, str) else float(value))
 
 
 def _point_body(point: NewPoint) -> dict[str, Any]:

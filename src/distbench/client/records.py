@@ -13,12 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from distbench import run_state
 from distbench.metric_value import MetricValue, parse_value
+from distbench.run_state import RunState
 
-RUN_STATES = frozenset({"QUEUED", "INITIALIZED", "STARTED", "FINISHED", "FAILED", "ABORTED"})
-# QUEUED: waiting for its turn behind the active run (neither active nor ended).
-ACTIVE_STATES = frozenset({"INITIALIZED", "STARTED"})
-END_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
+# Public names of ``distbench.client`` since before ``RunState``: sets of the plain names, so
+# ``run.state in END_STATES`` holds for the ``str`` a ``Run`` carries.
+RUN_STATES: frozenset[str] = frozenset(state.value for state in RunState)
+# QUEUED is in neither of these: waiting for its turn, a run is neither active nor ended.
+ACTIVE_STATES: frozenset[str] = frozenset(state.value for state in run_state.ACTIVE_STATES)
+END_STATES: frozenset[str] = frozenset(state.value for state in run_state.END_STATES)
 
 DateLike = dt.datetime | str
 
@@ -118,6 +122,7 @@ class Run:
     start_timeout_s: float | None = None
     command: list[str] | None = field(default=None, hash=False)
     working_dir: str | None = None
+    gpu: bool | None = None
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @property
@@ -126,7 +131,7 @@ class Run:
 
     @property
     def is_queued(self) -> bool:
-        return self.state == "QUEUED"
+        return self.state == RunState.QUEUED
 
     @property
     def has_ended(self) -> bool:
@@ -203,6 +208,7 @@ def parse_run(data: Mapping[str, Any]) -> Run:
         start_timeout_s=_optional_float(data.get("start_timeout_s")),
         command=None if data.get("command") is None else [str(a) for a in data["command"]],
         working_dir=data.get("working_dir"),
+        gpu=None if data.get("gpu") is None else bool(data["gpu"]),
         raw=dict(data),
     )
 

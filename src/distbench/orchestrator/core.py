@@ -26,10 +26,10 @@ from distbench.backends.base import ClusterBackend, PodInfo, RunStatus
 from distbench.errors import DistbenchError
 from distbench.orchestrator.summary import summarize
 from distbench.orchestrator.tokens import run_token
+from distbench.run_state import ACTIVE_STATES, RunState
 from distbench.store import pods as pod_store
 from distbench.store import runs as run_store
 from distbench.store.records import NewRun, RunRecord
-from distbench.store.tables import ACTIVE_STATES, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +170,13 @@ class Orchestrator:
         starting. An ended run is returned unchanged."""
         with self.engine.connect() as conn:
             run = run_store.get_run(conn=conn, run_id=run_id)
-        if run.state == QUEUED:
+        if run.state == RunState.QUEUED:
             with self.engine.begin() as conn:
                 dequeued = run_store.transition(
                     conn=conn,
                     run_id=run_id,
-                    to_state="ABORTED",
-                    from_states=(QUEUED,),
+                    to_state=RunState.ABORTED,
+                    from_states=(RunState.QUEUED,),
                     metadata_update={"reason": "aborted by request while queued (never started)"},
                 )
                 # Its turn came meanwhile: it is active now, and aborted as such below.
@@ -198,7 +198,7 @@ class Orchestrator:
         with self._launching_lock:
             self._stopping.add(run_id)
         try:
-            ended = self._end(run_id, "ABORTED", {"reason": "aborted by request"})
+            ended = self._end(run_id, RunState.ABORTED, {"reason": "aborted by request"})
             self._stop_workers(run, grace_s=STOP_GRACE_S)
         finally:
             with self._launching_lock:
@@ -232,7 +232,9 @@ class Orchestrator:
             log.exception("run %s: workers could not be created", run.id)
             message = exc.message if isinstance(exc, DistbenchError) else repr(exc)
             self._stop_workers(run, grace_s=0)
-            self._end(run.id, "FAILED", {"error": f"workers could not be created: {message}"})
+            self._end(
+                run.id, RunState.FAILED, {"error": f"workers could not be created: {message}"}
+            )
             return
         with self.engine.begin() as conn:
             for pod in report.pods:
@@ -261,7 +263,7 @@ class Orchestrator:
                 log.exception("run %s: last resource sample failed", run.id)
         self._backend.stop(run, grace_s=grace_s)
 
-    def _end(self, run_id: int, state: str, update: dict[str, Any]) -> RunRecord | None:
+    def _end(self, run_id: int, state: RunState, update: dict[str, Any]) -> RunRecord | None:
         with self.engine.begin() as conn:
             ended = run_store.transition(
                 conn=conn,
@@ -329,13 +331,16 @@ class Orchestrator:
 
     def _apply(self, run: RunRecord, status: RunStatus, *, restarted: bool) -> None:
         exit_codes = dict(status.exit_codes)
-        if status.state == "running" and run.state == "INITIALIZED":
+        if status.state == "running" and run.state == RunState.INITIALIZED:
             with self.engine.begin() as conn:
                 run_store.transition(
-                    conn=conn, run_id=run.id, to_state="STARTED", from_states=("INITIALIZED",)
+                    conn=conn,
+                    run_id=run.id,
+                    to_state=RunState.STARTED,
+                    from_states=(RunState.INITIALIZED,),
                 )
         elif status.state == "succeeded":
-            self._end(run.id, "FINISHED", {"exit_codes": exit_codes})
+            self._end(run.id, RunState.FINISHED, {"exit_codes": exit_codes})
             self._stop_workers(run, grace_s=STOP_GRACE_S)
         elif status.state == "failed":
             # Stop the survivors first: they are stuck in a collective with the dead rank.
@@ -347,7 +352,7 @@ class Orchestrator:
             update = {"error": status.reason, "exit_codes": exit_codes}
             if status.log_tails:
                 update["worker_log_tails"] = dict(status.log_tails)
-            self._end(run.id, "FAILED", update)
+            self._end(run.id, RunState.FAILED, update)
         elif status.state == "gone":
             why = (
                 "the server restarted and the run's workers were gone"
@@ -355,7 +360,7 @@ class Orchestrator:
                 if restarted
                 else (f"the run's workers disappeared ({status.reason})")
             )
-            self._end(run.id, "FAILED", {"error": why, "exit_codes": exit_codes})
+            self._end(run.id, RunState.FAILED, {"error": why, "exit_codes": exit_codes})
             self._stop_workers(run, grace_s=0)
         else:
             self._check_deadlines(run, status)
@@ -378,11 +383,11 @@ class Orchestrator:
             return
         if not launching:
             self._stop_workers(run, grace_s=STOP_GRACE_S)
-            self._end(run.id, "FAILED", {"error": reason})
+            self._end(run.id, RunState.FAILED, {"error": reason})
             return
         # Its workers are still being created: stopping now would miss those created later.
         # The launch thread stops them when it finishes, unless it finished meanwhile.
-        self._end(run.id, "FAILED", {"error": reason})
+        self._end(run.id, RunState.FAILED, {"error": reason})
         with self._launching_lock:
             launch_finished = run.id not in self._launching
         if launch_finished:

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from distbench.run_state import RunState
+
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
@@ -14,7 +16,7 @@ class RunRecord:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
-    state: str
+    state: RunState
     job_id: str
     job_metadata: dict[str, Any]
     num_workers: int
@@ -33,7 +35,7 @@ class RunRecord:
 
     @property
     def is_active(self) -> bool:
-        return self.state in ("INITIALIZED", "STARTED")
+        return self.state.is_active
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
@@ -10,8 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from distbench.errors import NotFound, RunActive
+from distbench.run_state import ACTIVE_STATES, RunState
 from distbench.store.records import NewRun, RunRecord
-from distbench.store.tables import ACTIVE_STATES, QUEUED, runs
+from distbench.store.tables import runs
 from distbench.timefmt import format_dt
 
 
@@ -19,29 +21,30 @@ def _naive_utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+# A record has a field per column of ``runs`` (tests/test_run_shape.py holds them
+# equal), so a row becomes a record by name; only the values that need converting are named.
+_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(RunRecord))
+
+
+def _utc(naive: dt.datetime | None) -> dt.datetime | None:
+    return None if naive is None else naive.replace(tzinfo=dt.UTC)
+
+
 def _record(row: sa.Row[Any]) -> RunRecord:
     m = row._mapping
-    return RunRecord(
-        id=m["id"],
-        name=m["name"],
+    values = {name: m[name] for name in _RECORD_FIELDS}
+    values.update(
         created_at=m["created_at"].replace(tzinfo=dt.UTC),
-        started_at=m["started_at"] and m["started_at"].replace(tzinfo=dt.UTC),
-        finished_at=m["finished_at"] and m["finished_at"].replace(tzinfo=dt.UTC),
-        state=m["state"],
-        job_id=m["job_id"],
+        started_at=_utc(m["started_at"]),
+        finished_at=_utc(m["finished_at"]),
+        state=RunState(m["state"]),
         job_metadata=dict(m["job_metadata"]),
-        num_workers=m["num_workers"],
-        num_cpus=m["num_cpus"],
-        max_bandwidth=m["max_bandwidth"],
-        benchmark=m["benchmark"],
-        backend=m["backend"],
         options=dict(m["options"]),
-        time_limit_s=m["time_limit_s"],
-        start_timeout_s=m["start_timeout_s"],
+        # SQLite hands back 0 and 1.
         gpu=bool(m["gpu"]),
         command=list(m["command"]) if m["command"] is not None else None,
-        working_dir=m["working_dir"],
     )
+    return RunRecord(**values)
 
 
 def create_run(*, conn: sa.Connection, new: NewRun, queued: bool = False) -> RunRecord:
@@ -52,24 +55,14 @@ def create_run(*, conn: sa.Connection, new: NewRun, queued: bool = False) -> Run
     The unique index ``uq_runs_one_active`` decides, so racing requests cannot both win. The
     insert runs in a savepoint so a refusal leaves the caller's transaction usable.
     """
-    values = {
-        "name": new.name,
-        "created_at": _naive_utc_now(),
-        "state": QUEUED if queued else "INITIALIZED",
-        "job_id": str(uuid.uuid4()),
-        "job_metadata": dict(new.job_metadata),
-        "num_workers": new.num_workers,
-        "num_cpus": new.num_cpus,
-        "max_bandwidth": new.max_bandwidth,
-        "benchmark": new.benchmark,
-        "backend": new.backend,
-        "options": new.options,
-        "time_limit_s": new.time_limit_s,
-        "start_timeout_s": new.start_timeout_s,
-        "gpu": new.gpu,
-        "command": new.command,
-        "working_dir": new.working_dir,
-    }
+    # What the caller asked for, field by field, plus what the store decides.
+    values = {field.name: getattr(new, field.name) for field in dataclasses.fields(NewRun)}
+    values.update(
+        created_at=_naive_utc_now(),
+        state=RunState.QUEUED if queued else RunState.INITIALIZED,
+        job_id=str(uuid.uuid4()),
+        job_metadata=dict(new.job_metadata),
+    )
     try:
         with conn.begin_nested():
             run_id = conn.execute(runs.insert().values(values).returning(runs.c.id)).scalar_one()
@@ -110,7 +103,9 @@ def _refuse_if_runs_wait(conn: sa.Connection) -> None:
 def queued_run_ids(*, conn: sa.Connection) -> list[int]:
     """The queue, first in line first (creation order)."""
     return list(
-        conn.execute(sa.select(runs.c.id).where(runs.c.state == QUEUED).order_by(runs.c.id))
+        conn.execute(
+            sa.select(runs.c.id).where(runs.c.state == RunState.QUEUED).order_by(runs.c.id)
+        )
         .scalars()
         .all()
     )
@@ -132,8 +127,8 @@ def start_next_queued(*, conn: sa.Connection) -> RunRecord | None:
             return transition(
                 conn=conn,
                 run_id=waiting[0],
-                to_state="INITIALIZED",
-                from_states=(QUEUED,),
+                to_state=RunState.INITIALIZED,
+                from_states=(RunState.QUEUED,),
                 # When its turn came (started_at is when its workers all joined, later).
                 metadata_update={"dequeued_at": format_dt(_naive_utc_now().replace(tzinfo=dt.UTC))},
             )
@@ -171,8 +166,8 @@ def transition(
     *,
     conn: sa.Connection,
     run_id: int,
-    to_state: str,
-    from_states: Iterable[str],
+    to_state: RunState,
+    from_states: Iterable[RunState],
     metadata_update: Mapping[str, Any] | None = None,
 ) -> RunRecord | None:
     """Move a run from one of ``from_states`` to ``to_state``, merging ``metadata_update``
@@ -190,7 +185,7 @@ def transition(
     if metadata_update:
         changes["job_metadata"] = {**row._mapping["job_metadata"], **metadata_update}
     now = _naive_utc_now()
-    if to_state == "STARTED":
+    if to_state == RunState.STARTED:
         changes["started_at"] = now
     elif to_state not in ACTIVE_STATES:
         changes["finished_at"] = now

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from distbench.run_state import ACTIVE_STATES, END_STATES, RunState
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -14,11 +16,9 @@ metadata = sa.MetaData(
     }
 )
 
-ACTIVE_STATES = ("INITIALIZED", "STARTED")
-# A queued run waits for its turn; it is not active (the one-active-run index leaves it out).
-QUEUED = "QUEUED"
-END_STATES = ("FINISHED", "FAILED", "ABORTED")
-RUN_STATES = ACTIVE_STATES + END_STATES + (QUEUED,)
+# Plain strings in the order migration 0003 wrote them, so the constraint's text is the same
+# whichever way the table is built.
+_CHECKED_STATES = tuple(str(state) for state in (*ACTIVE_STATES, *END_STATES, RunState.QUEUED))
 
 runs = sa.Table(
     "runs",
@@ -45,7 +45,7 @@ runs = sa.Table(
     # Custom command runs only (NULL for benchmark runs): the argv each worker runs, and where.
     sa.Column("command", sa.JSON),
     sa.Column("working_dir", sa.String(4096)),
-    sa.CheckConstraint(f"state IN {RUN_STATES!r}", name="state"),
+    sa.CheckConstraint(f"state IN {_CHECKED_STATES!r}", name="state"),
 )
 
 # The one-active-run rule lives in the database: a unique index over a constant, restricted to

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from distbench.metric_value import value_text
 from distbench.timefmt import format_us, now_us, to_us
 from distbench.worker.backlog import Backlog
 from distbench.worker.env import DEFAULT_METRICS_FLUSH_S, WorkerEnv
@@ -138,14 +139,11 @@ class BatchReporter:
             "run_id": self.run_id,
             "name": name,
             "date": format_us(now_us()),
-            "value": float(value),
+            # As text, as every value travels: JSON has no NaN or infinity.
+            "value": value_text(float(value)),
             "cumulative": cumulative,
             "metadata": metadata,
         }
-        if math.isnan(value):
-            point["value"] = "nan"
-        elif math.isinf(value):
-            point["value"] = "inf" if value > 0 else "-inf"
         encoded = json.dumps(point, separators=(",", ":")).encode()
         with self._lock:
             self.reported += 1

@@ -50,3 +50,18 @@ def test_readme_points_at_the_api_reference_and_at_nothing_outside_the_repositor
     # SPEC.md was a document beside the repository, never in it: a reader could not follow it.
     assert "](docs/api.md)" in README
     assert "SPEC.md" not in README
+
+
+def test_the_code_cites_the_reference_in_the_repository() -> None:
+    # A docstring that says "as SPEC.md asks" sends a maintainer to a file they do not have.
+    citing = [
+        str(path.relative_to(ROOT))
+        for folder in ("src", "tests", "docs", "bench", "scripts", "deploy")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.is_file()
+        and path.suffix in {".py", ".md", ".js", ".html", ".yaml", ".sh"}
+        and path != Path(__file__)
+        and "SPEC.md" in path.read_text(errors="replace")
+    ]
+
+    assert citing == []

@@ -27,7 +27,7 @@ import pytest
 
 from distbench.app import prepare_database
 from distbench.backends.local.backend import LocalBackend
-from distbench.backends.local.state import RunState, run_directory
+from distbench.backends.local.state import LocalRun, run_directory
 from distbench.settings import Settings
 from tests import polling
 from tests.api.helpers import get_run as get_run
@@ -265,15 +265,15 @@ def started_run(http: httpx.Client, **fields: Any) -> dict[str, Any]:
     return wait_for_state(http, run["id"], "STARTED")
 
 
-def run_state_file(data_dir: Path, job_id: str) -> RunState:
-    state = RunState.load(run_directory(data_dir, job_id))
+def run_state_file(data_dir: Path, job_id: str) -> LocalRun:
+    state = LocalRun.load(run_directory(data_dir, job_id))
     assert state is not None, f"no state.json for job {job_id}"
     return state
 
 
 def worker_pids(data_dir: Path, job_id: str) -> dict[int, int]:
     """Rank -> pid of the run's workers, as the backend recorded them (none yet: empty)."""
-    state = RunState.load(run_directory(data_dir, job_id))
+    state = LocalRun.load(run_directory(data_dir, job_id))
     return {} if state is None else {w.rank: w.pid for w in state.workers if w.pid is not None}
 
 
@@ -337,7 +337,7 @@ def run_processes(data_dir: Path, job_id: str) -> list[int]:
     """Live processes of the run, recorded or not: its workers' pids, what is in its cgroups,
     and every process writing to a log in the run's directory (a worker and its children)."""
     directory = str((run_directory(data_dir, job_id)).resolve())
-    state = RunState.load(run_directory(data_dir, job_id))
+    state = LocalRun.load(run_directory(data_dir, job_id))
     pids = set()
     if state is not None:
         pids |= {w.pid for w in state.workers if w.pid is not None}

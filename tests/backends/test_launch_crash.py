@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from distbench.backends.local.state import RunState, run_directory
+from distbench.backends.local.state import LocalRun, run_directory
 from tests.backends.local_helpers import (
     ENDLESS,
     LocalServer,
@@ -29,7 +29,7 @@ WORKERS = 8
 
 # Moments of the launch to kill the server at, read off state.json as it is written. (Killed
 # once launched, the run is adopted: tests/orchestrator/test_lifecycle.py.)
-KILL_POINTS: dict[str, Callable[[RunState], bool]] = {
+KILL_POINTS: dict[str, Callable[[LocalRun], bool]] = {
     "while creating the network": lambda s: s.net is not None and not s.workers,
     "while forking workers": lambda s: sum(w.pid is not None for w in s.workers) >= 2,
 }
@@ -44,11 +44,11 @@ def launcher_socket(server: LocalServer) -> Path:
     return Path(tempfile.gettempdir()) / f"distbench-launcher-{digest}.sock"
 
 
-def kill_when(server: LocalServer, state_dir: Path, reached: Callable[[RunState], bool]) -> str:
+def kill_when(server: LocalServer, state_dir: Path, reached: Callable[[LocalRun], bool]) -> str:
     """``kill -9`` the server as soon as the run's state.json shows ``reached``; what it showed."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        state = RunState.load(state_dir)
+        state = LocalRun.load(state_dir)
         if state is not None and reached(state):
             server.kill()
             assert not state.launched, "the launch finished before the kill"

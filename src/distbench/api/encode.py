@@ -16,7 +16,7 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 class JSONBody(JSONResponse):
-    """JSON rendered by orjson, typed ``application/json; charset=utf-8`` as SPEC.md asks.
+    """JSON rendered by orjson, typed ``application/json; charset=utf-8`` as docs/api.md says.
 
     A ``JSONResponse`` subclass so FastAPI documents routes' response models (a plain
     ``Response`` subclass made every answer a string in /openapi.json)."""

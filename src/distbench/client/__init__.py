@@ -1,4 +1,4 @@
-"""A typed, synchronous client for the distbench REST API (SPEC.md), built on httpx.
+"""A typed, synchronous client for the distbench REST API (docs/api.md), built on httpx.
 
 Answers come back as frozen dataclasses with aware UTC datetimes and float values; error answers
 come back as the same ``distbench.errors`` exceptions the server raised, so code on both sides of

@@ -69,7 +69,7 @@ class RunWaitTimeout(DistbenchError):
 
 
 def error_from_response(response: httpx.Response) -> DistbenchError:
-    """The exception the server raised, rebuilt from the one error body of SPEC.md."""
+    """The exception the server raised, rebuilt from the one error body of docs/api.md."""
     status = response.status_code
     try:
         error = response.json()["error"]

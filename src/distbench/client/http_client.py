@@ -46,7 +46,7 @@ ExportFormat = Literal["json", "csv", "zip"]
 
 # -- encoding --------------------------------------------------------------------------------------
 def _date_text(value: DateLike) -> str:
-    # A naive datetime is UTC, as the server reads it (SPEC.md).
+    # A naive datetime is UTC, as the server reads it (docs/api.md).
     return format_dt(value) if isinstance(value, dt.datetime) else value
 
 

@@ -46,7 +46,7 @@ from distbench.backends.local.launch import (
 from distbench.backends.local.limits import cpu, network
 from distbench.backends.local.relay import Relay, socket_path_for
 from distbench.backends.local.state import (
-    RunState,
+    LocalRun,
     WorkerState,
     net_as_dict,
     run_directory,
@@ -78,7 +78,7 @@ class LocalBackend:
         self.cpu = cpu.CpuLimiter()
         self.namespaces_problem = network.namespaces_available()
         self._lock = threading.RLock()
-        self._runs: dict[int, RunState] = {}
+        self._runs: dict[int, LocalRun] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._relay: Relay | None = None
         self._launcher: WarmLauncher | None = None
@@ -126,7 +126,7 @@ class LocalBackend:
         tag = secrets.token_hex(3)
         directory = run_directory(self.settings.data_dir, run.job_id)
         directory.mkdir(parents=True, exist_ok=True)
-        state = RunState(run_id=run.id, job_id=run.job_id, directory=str(directory))
+        state = LocalRun(run_id=run.id, job_id=run.job_id, directory=str(directory))
         net = None
         if self.namespaces_problem is None:
             net = network.plan_net(tag, run.num_workers, run.max_bandwidth)
@@ -256,7 +256,7 @@ class LocalBackend:
         data directory knows that was left uncleaned (a server killed mid-run)."""
         active_jobs = {run.job_id: run for run in active}
         for directory in sorted(self.runs_dir.iterdir()):
-            state = RunState.load(directory)
+            state = LocalRun.load(directory)
             if state is None or state.cleaned:
                 continue
             if state.job_id in active_jobs and state.launched:
@@ -295,7 +295,7 @@ class LocalBackend:
     def _start_workers(
         self,
         run: RunRecord,
-        state: RunState,
+        state: LocalRun,
         net: network.RunNet | None,
         server_url: str,
         run_token: str | None,
@@ -377,17 +377,17 @@ class LocalBackend:
                 self._relay = relay
             return self._relay.path
 
-    def _state(self, run: RunRecord) -> RunState | None:
+    def _state(self, run: RunRecord) -> LocalRun | None:
         with self._lock:
             state = self._runs.get(run.id)
             if state is not None and state.job_id == run.job_id:
                 return state
-            loaded = RunState.load(run_directory(self.settings.data_dir, run.job_id))
+            loaded = LocalRun.load(run_directory(self.settings.data_dir, run.job_id))
             if loaded is not None:
                 self._runs[run.id] = loaded
             return loaded
 
-    def _worker(self, pod_name: str) -> tuple[RunState, WorkerState] | None:
+    def _worker(self, pod_name: str) -> tuple[LocalRun, WorkerState] | None:
         with self._lock:
             for state in self._runs.values():
                 for worker in state.workers:
@@ -415,7 +415,7 @@ class LocalBackend:
             worker_status.status_path(directory, worker.pod_name, StatusFile.EXIT), code
         )
 
-    def _pods_of(self, state: RunState) -> list[PodInfo]:
+    def _pods_of(self, state: LocalRun) -> list[PodInfo]:
         directory = Path(state.directory)
         pods = []
         for worker in state.workers:
@@ -443,7 +443,7 @@ class LocalBackend:
             )
         return pods
 
-    def _clean(self, state: RunState) -> None:
+    def _clean(self, state: LocalRun) -> None:
         net = state.run_net()
         if net is not None:
             network.destroy(net)
@@ -535,7 +535,7 @@ def _process(worker: WorkerState) -> psutil.Process | None:
         return None
 
 
-def _processes_of(state: RunState) -> list[psutil.Process]:
+def _processes_of(state: LocalRun) -> list[psutil.Process]:
     """The run's live processes: its recorded workers, and every process whose standard output
     is one of their logs. That finds a worker forked but not yet recorded when its server was
     killed (a cgroup finds it too, where there are cgroups), and what a worker started in a

@@ -25,7 +25,7 @@ def runs_directory(data_dir: Path) -> Path:
 
 def run_directory(data_dir: Path, job_id: str) -> Path:
     """A run's directory: its state.json, and its workers' logs and status files (the one
-    place that says where it is; ``RunState.directory`` records it)."""
+    place that says where it is; ``LocalRun.directory`` records it)."""
     return runs_directory(data_dir) / job_id
 
 
@@ -44,7 +44,10 @@ class WorkerState:
 
 
 @dataclass
-class RunState:
+class LocalRun:
+    """What the local backend keeps on disk about one run (its workers and network), so a
+    restarted server can adopt or clean it up; the run's lifecycle state is ``RunState``."""
+
     run_id: int
     job_id: str
     directory: str
@@ -85,7 +88,7 @@ class RunState:
             os.close(directory)
 
     @classmethod
-    def load(cls, directory: Path) -> RunState | None:
+    def load(cls, directory: Path) -> LocalRun | None:
         try:
             raw = json.loads((directory / "state.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):

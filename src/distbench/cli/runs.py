@@ -106,7 +106,7 @@ def run(
         console.print(f"run {started.id} {verb}: {label}")
         if not wait:
             return
-        from distbench.cli.watch import follow, result_table
+        from distbench.cli.watch import follow, print_result
 
         try:
             ended = follow(client, started, console)
@@ -115,7 +115,7 @@ def run(
                 f"stopped watching; run {started.id} goes on (distbench abort {started.id})"
             )
             raise typer.Exit(130) from None
-        console.print(result_table(client, ended))
+        print_result(client, ended, console)
     if ended.state != RunState.FINISHED:
         raise typer.Exit(1)
 
@@ -175,13 +175,14 @@ def show(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Show a run: configuration, limits, result and each pod's resource use."""
-    from distbench.cli.watch import result_table
+    """Show a run: configuration, limits, result, each pod's resource use and, for a failed
+    run, the failing worker's last lines."""
+    from distbench.cli.watch import print_result
 
     with connected(url, token) as client:
         item = client.run(run_id)
         console = Console()
-        console.print(result_table(client, item))
+        print_result(client, item, console)
         console.print(f"options: {json.dumps(item.options, sort_keys=True)}")
 
 

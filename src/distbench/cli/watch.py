@@ -1,16 +1,22 @@
-"""Following a run from a terminal: a live progress bar while it trains, a result table after."""
+"""Following a run from a terminal: a live progress bar while it trains, then its result (and a
+failed run's cause, in the failing worker's own output)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from distbench import cadvisor
-from distbench.client import END_STATES, Client, Run, RunState, numbers
+from distbench.client import END_STATES, Client, Run, RunPoint, RunSeries, RunState, numbers
+
+# Enough to show a traceback's end or a usage error; `distbench logs` has the rest.
+FAILURE_TAIL_LINES = 15
 
 
 def follow(client: Client, run: Run, console: Console, *, poll_s: float = 0.5) -> Run:
@@ -64,9 +70,38 @@ def _status_line(state: str, latest: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
+def print_result(client: Client, run: Run, console: Console) -> None:
+    """The result table; for a failed run, also its cause in the failing worker's own words."""
+    console.print(result_table(client, run))
+    if run.state == RunState.FAILED:
+        for line in failure_cause(run):
+            # Text, not markup: a log line's "[Errno 2]" or "[c10d]" is not a style tag. No wrap,
+            # so a path in the line stays whole for a reader and for grep.
+            console.print(Text(line), soft_wrap=True)
+
+
+def failure_cause(run: Run) -> list[str]:
+    """The last lines of the failed worker's output (the server keeps them in
+    ``job_metadata["worker_log_tails"]``), then where the whole output is."""
+    tails: dict[str, str] = run.job_metadata.get("worker_log_tails") or {}
+    error = str(run.job_metadata.get("error", ""))
+    # The error names the worker that failed first; the others mostly echo its failure.
+    named = [pod for pod in tails if pod in error]
+    lines: list[str] = []
+    for pod in named or list(tails):
+        output = tails[pod].rstrip().splitlines()[-FAILURE_TAIL_LINES:]
+        if output:
+            lines.append(f"last lines of {pod}:")
+            lines.extend(f"  {line}" for line in output)
+        else:
+            lines.append(f"{pod} printed nothing")
+    lines.append(f"all of the workers' output: distbench logs {run.id}")
+    return lines
+
+
 def result_table(client: Client, run: Run) -> Table:
     """The run's outcome: state, time to accuracy, throughput, compute/communication split,
-    the limits applied, and each pod's resource use."""
+    all-reduce bandwidth by message size, the limits applied, and each pod's resource use."""
     series = client.run_metrics(run.id)
 
     def last(name: str) -> float | None:
@@ -88,6 +123,9 @@ def result_table(client: Client, run: Run) -> Table:
     if target is not None:
         reached = f"{tta:.2f} s" if tta is not None else "target not reached"
         table.add_row(f"time to {float(target):.0%} accuracy", reached)
+    elif tta is not None:
+        # A command with a target of its own, which it declared reached (target_reached()).
+        table.add_row("time to accuracy", f"{tta:.2f} s")
     for name, label, fmt in (
         ("val_accuracy", "final validation accuracy", "{:.2%}"),
         ("train_loss", "final training loss", "{:.4f}"),
@@ -103,10 +141,12 @@ def result_table(client: Client, run: Run) -> Table:
             "compute / communication",
             f"{compute:.2f} s / {communication:.2f} s ({share:.0%} communicating)",
         )
+    for size_label, timing in allreduce_rows(series, run.max_bandwidth):
+        table.add_row(size_label, timing)
     for key, value in run.job_metadata.get("limits", {}).items():
         table.add_row(f"limit: {key}", str(value))
     if run.state == RunState.FAILED:
-        table.add_row("error", str(run.job_metadata.get("error", "")))
+        table.add_row("error", Text(str(run.job_metadata.get("error", ""))))
     for pod_name in run.job_metadata.get("pods", []):
         pod = client.pod_metrics(pod_name)
         cpu = numbers(pod.get(cadvisor.CPU_SECONDS, []))
@@ -121,3 +161,45 @@ def result_table(client: Client, run: Run) -> Table:
             facts.append(f"{sent[-1] / 1e6:.1f} MB sent")
         table.add_row(f"pod {pod_name}", ", ".join(facts) or "no samples")
     return table
+
+
+def allreduce_rows(series: RunSeries, cap_mbit: float | None) -> list[tuple[str, str]]:
+    """One row per message size an all-reduce was timed at (the ``allreduce`` task, or any
+    run reporting ``allreduce_time_s`` tagged ``{"bytes": N}``): its time, its bus bandwidth,
+    and that bandwidth as a share of the egress cap when the run has one."""
+    times = _by_size(series.get("allreduce_time_s", []))
+    bus = _by_size(series.get("bus_bandwidth_mbit", []))
+    rows = []
+    for size in sorted(times.keys() | bus.keys()):
+        facts = []
+        if size in times:
+            facts.append(f"{times[size] * 1e3:.3f} ms")
+        if size in bus:
+            facts.append(f"bus bandwidth {bus[size]:,.1f} Mbit/s")
+            if cap_mbit:
+                facts.append(f"{bus[size] / cap_mbit:.0%} of the {cap_mbit:g} Mbit/s cap")
+        rows.append((f"all-reduce {_size(size)}", ", ".join(facts)))
+    return rows
+
+
+def _by_size(points: list[RunPoint]) -> dict[int, float]:
+    """The last numeric value for each message size in the points' ``{"bytes": N}`` tags."""
+    values: dict[int, float] = {}
+    for point in points:
+        if isinstance(point.value, str):
+            continue
+        try:
+            size = json.loads(point.metadata or "{}").get("bytes")
+        except (ValueError, AttributeError):
+            continue  # metadata a command wrote as it liked: not a size
+        if isinstance(size, int):
+            values[size] = point.value
+    return values
+
+
+def _size(size_bytes: int) -> str:
+    """``1 KiB``, ``64 MiB``; sizes that are not a whole number of units stay in bytes."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= factor and size_bytes % factor == 0:
+            return f"{size_bytes // factor} {unit}"
+    return f"{size_bytes} B"

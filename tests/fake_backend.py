@@ -94,8 +94,9 @@ class FakeBackend:
     def finish(self, run_id: int) -> None:
         self._end(run_id, RunStatus(state="succeeded"), phase="Succeeded")
 
-    def fail(self, run_id: int, reason: str) -> None:
-        self._end(run_id, RunStatus(state="failed", reason=reason), phase="Failed")
+    def fail(self, run_id: int, reason: str, log_tails: Mapping[str, str] | None = None) -> None:
+        status = RunStatus(state="failed", reason=reason, log_tails=log_tails or {})
+        self._end(run_id, status, phase="Failed")
 
     def _end(self, run_id: int, status: RunStatus, *, phase: PodPhase) -> None:
         with self._lock:

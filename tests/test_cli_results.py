@@ -176,3 +176,28 @@ def test_a_command_run_from_the_wrong_directory_prints_why_it_failed(
         assert lines[-1 if output is after_wait else -2] == (
             f"all of the workers' output: distbench logs {run_id}"
         ), output
+
+
+def test_show_prints_the_end_of_the_worker_the_error_names(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(token=TOKEN)
+    with authed(server.url) as http:
+        run_id = http.post("/api/runs/", json={"name": "two", "num_workers": 2}).json()["id"]
+        wait_for_state(http, run_id, "STARTED")
+        first, second = (f"distbench-worker-{run_id}-{rank}" for rank in (0, 1))
+        server.fake.fail(
+            run_id,
+            f"worker {second} (rank 1) exited with code 1",
+            log_tails={
+                first: "stuck in a collective with a dead rank\n",
+                second: "".join(f"line {n}\n" for n in range(1, 31)),
+            },
+        )
+        wait_for_state(http, run_id, "FAILED")
+
+    lines = show(tmp_path, server, run_id).splitlines()
+    cause = lines.index(f"last lines of {second}:")
+    assert lines[cause + 1 : cause + 16] == [f"  line {n}" for n in range(16, 31)]
+    assert lines[cause + 16] == f"all of the workers' output: distbench logs {run_id}"
+    assert not any("stuck in a collective" in line for line in lines)

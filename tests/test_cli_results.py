@@ -4,6 +4,7 @@ and a failed run's cause in the failing worker's own words."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import time
@@ -12,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from distbench.cli.watch import failure_cause
+from distbench.client import Run, RunState
 from tests.api.helpers import post_batch, wait_for_state
 from tests.backends.local_helpers import LocalServers
 from tests.backends.local_helpers import sqlite_local_servers as sqlite_local_servers
@@ -201,3 +204,20 @@ def test_show_prints_the_end_of_the_worker_the_error_names(
     assert lines[cause + 1 : cause + 16] == [f"  line {n}" for n in range(16, 31)]
     assert lines[cause + 16] == f"all of the workers' output: distbench logs {run_id}"
     assert not any("stuck in a collective" in line for line in lines)
+
+
+def test_the_failing_worker_is_told_apart_from_one_whose_name_begins_its_name() -> None:
+    metadata = {
+        "error": "worker distbench-worker-7-10 (rank 10) exited with code 1",
+        "worker_log_tails": {
+            "distbench-worker-7-1": "an echo of rank 10's failure\n",
+            "distbench-worker-7-10": "the cause\n",
+        },
+    }
+    run = Run(id=7, name="wide", created_at=dt.datetime.now(dt.UTC), state=RunState.FAILED,
+              job_id="job-7", job_metadata=metadata)  # fmt: skip
+    assert failure_cause(run) == [
+        "last lines of distbench-worker-7-10:",
+        "  the cause",
+        "all of the workers' output: distbench logs 7",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 
 from rich.console import Console
@@ -85,8 +86,9 @@ def failure_cause(run: Run) -> list[str]:
     ``job_metadata["worker_log_tails"]``), then where the whole output is."""
     tails: dict[str, str] = run.job_metadata.get("worker_log_tails") or {}
     error = str(run.job_metadata.get("error", ""))
-    # The error names the worker that failed first; the others mostly echo its failure.
-    named = [pod for pod in tails if pod in error]
+    # The error names the worker that failed first; the others mostly echo its failure. A whole
+    # name: worker-1-1 is not the worker-1-10 an error names.
+    named = [pod for pod in tails if re.search(rf"{re.escape(pod)}\b", error)]
     lines: list[str] = []
     for pod in named or list(tails):
         output = tails[pod].rstrip().splitlines()[-FAILURE_TAIL_LINES:]

@@ -221,3 +221,20 @@ def test_the_failing_worker_is_told_apart_from_one_whose_name_begins_its_name() 
         "  the cause",
         "all of the workers' output: distbench logs 7",
     ]
+
+
+def test_a_real_allreduce_run_prints_its_bus_bandwidth_after_wait(
+    tmp_path: Path, sqlite_local_servers: LocalServers
+) -> None:
+    server = sqlite_local_servers.start(token=TOKEN)
+    waiting = distbench(
+        tmp_path, "run", "--benchmark", "allreduce", "--workers", "2", "--wait",
+        "-o", "sizes_bytes=[1024, 65536]", "-o", "repetitions=2",
+        "--url", server.url, "--token", TOKEN,
+    )  # fmt: skip
+    code, after_wait, stderr = finished(waiting)
+    assert code == 0, after_wait + stderr
+    rows = table_rows(after_wait)
+    for size in ("1 KiB", "64 KiB"):
+        assert " ms, bus bandwidth " in rows[f"all-reduce {size}"], after_wait
+        assert rows[f"all-reduce {size}"].endswith(" Mbit/s"), after_wait

@@ -138,6 +138,20 @@ def test_the_overview_between_runs_shows_the_latest_runs_and_their_results(
     screenshot(page, "readable-overview-between-runs")
 
 
+# The charts whose title runs past the chart's edge or under its legend.
+CRAMPED_TITLES = """() => [...document.querySelectorAll(".js-plotly-plot")].filter((chart) => {
+  const title = chart.querySelector(".gtitle");
+  if (!title) return false;
+  const t = title.getBoundingClientRect();
+  const c = chart.getBoundingClientRect();
+  const legend = chart.querySelector(".legend");
+  const l = legend ? legend.getBoundingClientRect() : null;
+  const under = l && l.width > 0 && !(l.top >= t.bottom || l.bottom <= t.top
+    || l.left >= t.right || l.right <= t.left);
+  return t.left < c.left || t.right > c.right || under;
+}).map((chart) => chart.id || chart.dataset.metric || chart.dataset.chart)"""
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_every_page_fits_the_screen_without_sideways_scrolling(
     server: RunningServer, browser: Browser, size: str
@@ -158,6 +172,7 @@ def test_every_page_fits_the_screen_without_sideways_scrolling(
         "compare": ("/compare", "#compare-table tbody tr"),
     }
     overflowing = {}
+    cramped: dict[str, list[str]] = {}
     try:
         for name, (path, ready) in pages.items():
             page.goto(f"{server.url}{path}")
@@ -166,6 +181,9 @@ def test_every_page_fits_the_screen_without_sideways_scrolling(
             wide: int = page.evaluate("document.documentElement.scrollWidth")
             if wide > width:
                 overflowing[name] = wide
+            if bad_titles := page.evaluate(CRAMPED_TITLES):
+                cramped[name] = bad_titles
     finally:
         context.close()
     assert overflowing == {}, f"wider than {width} px: {overflowing}"
+    assert cramped == {}, f"chart titles cut off or under a legend: {cramped}"

@@ -120,6 +120,13 @@ const PLOT_CONFIG = {
 function plot(node, traces, layout) {
   if (!window.Plotly) return;
   const full = { ...BASE_LAYOUT, ...layout, title: { ...TITLE, ...(layout.title || {}) } };
+  // Long tick labels ("12.1925k") push the axis title out rather than under themselves.
+  full.xaxis = { automargin: true, ...(full.xaxis || {}) };
+  full.yaxis = { automargin: true, ...(full.yaxis || {}) };
+  if (full.showlegend !== false && traces.length > 1) {
+    // The legend takes a row of its own between the title and the plot.
+    full.margin = { ...full.margin, t: full.margin.t + 22 };
+  }
   if (traces.every((trace) => !trace.x || trace.x.length === 0)) {
     // Say so, rather than show Plotly's made-up axis range (an empty date axis reads "Jan 2000").
     full.annotations = [

@@ -66,7 +66,7 @@ def test_the_result_shows_every_number_by_its_unit(server: RunningServer, page: 
     assert str(LOSS) not in str(shown), shown
     assert shown["final train loss"] == "0.1329", shown
     assert shown["samples per second"] == "12,192 samples/s", shown
-    # 3 × 0.003 of 3 × (0.0123 + 0.003) seconds: a share, as a percentage.
+    # 3 * 0.003 of 3 * (0.0123 + 0.003) seconds: a share, as a percentage.
     assert shown["communication share"] == "19.6 %", shown
     assert shown["compute"] == "36.9 ms", shown
     assert shown["bus bandwidth"] == "1.83 Gbit/s", shown
@@ -95,7 +95,8 @@ def test_a_one_point_series_is_a_number_and_no_title_sits_under_the_toolbar(
             expect(chart.locator(".modebar")).to_be_visible()
             title = chart.locator(".gtitle").bounding_box()
             toolbar = chart.locator(".modebar").bounding_box()
-            assert title is not None and toolbar is not None
+            assert title is not None
+            assert toolbar is not None
             apart = (
                 title["y"] >= toolbar["y"] + toolbar["height"]
                 or title["x"] + title["width"] <= toolbar["x"]

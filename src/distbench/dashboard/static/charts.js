@@ -98,19 +98,35 @@ class SeriesStore {
   }
 }
 
+// Plotly's toolbar (the modebar) sits in the chart's top right corner, where a centred title
+// runs under it on any narrow chart: the title gets a row of its own below the toolbar's.
+const TITLE = { yref: "container", y: 1, yanchor: "top", pad: { t: 34 } };
 const BASE_LAYOUT = {
-  margin: { l: 64, r: 16, t: 36, b: 48 },
+  margin: { l: 64, r: 16, t: 68, b: 48 },
   font: { family: "system-ui, sans-serif", size: 12 },
   paper_bgcolor: "rgba(0,0,0,0)",
   plot_bgcolor: "#fff",
   // Above the plot, right: below it the legend would sit on the x axis title.
   legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
 };
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
+// Box and lasso select and the zoom buttons add nothing to a line chart that dragging and
+// double-clicking do not; fewer buttons keep the toolbar short.
+const PLOT_CONFIG = {
+  displaylogo: false,
+  responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"],
+};
 
 function plot(node, traces, layout) {
   if (!window.Plotly) return;
-  const full = { ...BASE_LAYOUT, ...layout };
+  const full = { ...BASE_LAYOUT, ...layout, title: { ...TITLE, ...(layout.title || {}) } };
+  // Long tick labels ("12.1925k") push the axis title out rather than under themselves.
+  full.xaxis = { automargin: true, ...(full.xaxis || {}) };
+  full.yaxis = { automargin: true, ...(full.yaxis || {}) };
+  if (full.showlegend !== false && traces.length > 1) {
+    // The legend takes a row of its own between the title and the plot.
+    full.margin = { ...full.margin, t: full.margin.t + 22 };
+  }
   if (traces.every((trace) => !trace.x || trace.x.length === 0)) {
     // Say so, rather than show Plotly's made-up axis range (an empty date axis reads "Jan 2000").
     full.annotations = [

@@ -154,6 +154,8 @@ function formatTime(iso) {
 
 function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
+  // Under a second (a step's compute time) "0.0 s" would say nothing: milliseconds instead.
+  if (seconds > 0 && seconds < 1) return `${significant(seconds * 1000)} ms`;
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds % 60);
@@ -175,6 +177,79 @@ function limitsText(run) {
 
 function pct(fraction) {
   return fraction === null || fraction === undefined ? "—" : `${(fraction * 100).toFixed(1)} %`;
+}
+
+// -- numbers by their unit -----------------------------------------------------------------------
+// A metric's unit is in its name (STYLE: `_s`, `_per_s`, `_mbit`, `_bytes`, `_share`, accuracy),
+// so every number the pages show goes through formatValue, never through String(): a loss reads
+// "0.1329", not 0.13293325837820727, and samples_per_s is a rate, not a duration.
+function significant(value, digits = 4) {
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
+  return Number(value.toPrecision(digits)).toLocaleString("en-US", { maximumFractionDigits: 20 });
+}
+
+function formatBandwidth(mbit) {
+  return mbit >= 1000 ? `${significant(mbit / 1000, 3)} Gbit/s` : `${significant(mbit, 3)} Mbit/s`;
+}
+
+function formatBytes(bytes) {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${significant(value, 3)} ${units[unit]}`;
+}
+
+function formatValue(key, value) {
+  if (value === null || value === undefined) return "none";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value !== "number") return String(value);
+  if (key.endsWith("_per_s")) return `${significant(value, 5)} ${key.replace(/_per_s$/, "").replaceAll("_", " ")}/s`;
+  if (key.endsWith("_s")) return formatDuration(value);
+  if (key.endsWith("_mbit")) return formatBandwidth(value);
+  if (key.endsWith("_bytes")) return formatBytes(value);
+  if (key.endsWith("_share") || key.includes("accuracy")) return pct(value);
+  return significant(value);
+}
+
+// The label of a key whose value formatValue gives with its unit: "_s" and "_mbit" leave it.
+function valueLabel(key) {
+  return key.replace(/_(per_s|s|mbit|bytes)$/, (_, unit) => (unit === "per_s" ? " per second" : ""))
+    .replaceAll("_", " ");
+}
+
+// A run's outcome in one line, for the lists of runs (the Runs page, the overview).
+function resultText(run) {
+  const meta = run.job_metadata || {};
+  const result = meta.result;
+  if (run.state === "FAILED" && meta.error) return `failed: ${meta.error}`;
+  if (!result && run.state === "QUEUED") return "queued…";
+  if (!result) return ACTIVE.has(run.state) ? "running…" : "—";
+  if (result.target_reached) {
+    return `${pct(result.target_accuracy)} reached in ${formatDuration(result.time_to_accuracy_s)}`;
+  }
+  if (result.target_accuracy !== undefined && result.target_accuracy !== null) {
+    return `${pct(result.target_accuracy)} not reached`;
+  }
+  return result.state || run.state;
+}
+
+// A run's headline numbers, those a result has: what training reached and how fast it went,
+// or what a collective measured.
+function headlineText(result) {
+  const labels = {
+    final_val_accuracy: "accuracy ",
+    samples_per_s: "",
+    bus_bandwidth_mbit: "bus bandwidth ",
+    total_time_s: "took ",
+  };
+  return Object.entries(labels)
+    .filter(([key]) => typeof (result || {})[key] === "number")
+    .map(([key, label]) => `${label}${formatValue(key, result[key])}`)
+    .join(" · ");
 }
 
 function stateBadge(state) {

@@ -54,7 +54,10 @@ function initCompare() {
       const series = stores[i].series.get(metric);
       const label = plotText(`#${run.id} ${run.name} (${workers(run.num_workers)})`);
       if (!series) return { x: [], y: [], name: label };
-      const start = new Date(run.started_at || series.dates[0]).getTime();
+      // Workers may date a point a moment before the server marks the run started: the clock
+      // starts at whichever came first, so no run begins at a negative second.
+      const first = new Date(series.dates[0]).getTime();
+      const start = Math.min(run.started_at ? new Date(run.started_at).getTime() : first, first);
       const x = byEpoch ? series.epochs : series.dates.map((d) => (new Date(d) - start) / 1000);
       return { x, y: series.values, name: label, mode: "lines+markers" };
     });
@@ -106,8 +109,9 @@ function initCompare() {
         },
       ],
       {
-        title: { text: "Time to accuracy (grey: target not reached, total time)" },
-        xaxis: { title: { text: "run (workers)" }, type: "category" },
+        // Short enough for a phone's width; the colours are explained under the bars.
+        title: { text: "Time to accuracy" },
+        xaxis: { title: { text: "run (workers) · grey: not reached, total time" }, type: "category" },
         yaxis: { title: { text: "seconds (s)" }, rangemode: "tozero" },
       },
     );

@@ -1,4 +1,4 @@
-// distbench dashboard, Overview: pods and their resources. Needs common.js and charts.js.
+// distbench dashboard, Overview: the latest runs, the pods and their resources. Needs common.js and charts.js.
 "use strict";
 
 // The pod metrics' names come with the page (dashboard/pages.py), from their one owner.
@@ -29,7 +29,38 @@ function labelChips(labels) {
   return chips.length ? chips : [el("span", { class: "chip" }, labels)];
 }
 
+// Between runs there are no pods to show: the latest runs and what they measured are what a
+// user opening the dashboard wants first.
+const LATEST_RUNS = 5;
+const LATEST_POLL_MS = 5000;
+
+function showLatestRuns() {
+  const table = document.getElementById("latest-runs");
+  return every(LATEST_POLL_MS, async () => {
+    const runs = (await api("/api/runs/")).slice(0, LATEST_RUNS);
+    document.getElementById("latest-empty").hidden = runs.length > 0;
+    table.hidden = runs.length === 0;
+    table.tBodies[0].replaceChildren(
+      ...runs.map((run) => {
+        const headline = headlineText((run.job_metadata || {}).result);
+        return el(
+          "tr",
+          { "data-run-id": run.id },
+          el("td", {}, el("a", { href: `/runs/${run.id}` }, `#${run.id}`)),
+          el("td", {}, run.name),
+          el("td", {}, stateBadge(run.state)),
+          el("td", { class: "num" }, run.num_workers),
+          el("td", {}, limitsText(run)),
+          el("td", {}, formatTime(run.finished_at)),
+          el("td", {}, resultText(run), headline ? el("br") : null, headline),
+        );
+      }),
+    );
+  });
+}
+
 function initOverview() {
+  showLatestRuns();
   const container = document.getElementById("pods");
   const empty = document.getElementById("pods-empty");
   const store = new SeriesStore();

@@ -6,37 +6,32 @@ function definitionList(node, rows) {
   node.replaceChildren(...rows.flatMap(([key, value]) => [el("dt", {}, key), el("dd", {}, value)]));
 }
 
-function keyValues(object) {
+// Options show as given (what to type again); a result's numbers by their unit.
+function keyValues(object, format = (_, value) => String(value)) {
   const entries = Object.entries(object);
   if (!entries.length) return "—";
   return el(
     "ul",
     { class: "kv" },
     entries.map(([key, value]) =>
-      el("li", {}, el("code", {}, key), ": ", typeof value === "object" ? JSON.stringify(value) : String(value)),
+      el(
+        "li",
+        {},
+        el("code", {}, key),
+        ": ",
+        value !== null && typeof value === "object" ? JSON.stringify(value) : format(key, value),
+      ),
     ),
   );
 }
 
 function resultRows(result) {
-  const rows = [];
-  const seconds = (v) => (v === null || v === undefined ? "—" : formatDuration(v));
-  for (const [key, value] of Object.entries(result)) {
-    if (value === null || value === undefined) continue;
-    let text;
-    // A rate ("samples_per_s") also ends in "_s": it is a number per second, not a duration.
-    if (key.endsWith("_per_s") && typeof value === "number") {
-      rows.push([key.replace(/_per_s$/, "").replaceAll("_", " ") + " per second", value.toLocaleString("en-US", { maximumFractionDigits: 1 })]);
-      continue;
-    }
-    if (key.endsWith("_s")) text = seconds(value);
-    else if (key.includes("accuracy") && typeof value === "number") text = pct(value);
-    else if (typeof value === "object") text = keyValues(value);
-    else text = String(value);
-    // The unit is in the value ("12.3 s"), so "_s" leaves the label.
-    rows.push([key.replace(/_s$/, "").replaceAll("_", " "), text]);
-  }
-  return rows;
+  return Object.entries(result)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([key, value]) => [
+      valueLabel(key),
+      typeof value === "object" ? keyValues(value, formatValue) : formatValue(key, value),
+    ]);
 }
 
 function initRun() {
@@ -59,6 +54,19 @@ function initRun() {
       charts.set(name, node);
       chartBox.append(node);
       [...charts.keys()].sort().forEach((key) => chartBox.append(charts.get(key)));
+    }
+    if (series.values.length === 1) {
+      // One point (time_to_accuracy_s is posted once) is a number, not a chart of one dot.
+      node.className = "chart stat";
+      node.replaceChildren(
+        el("span", { class: "stat-name" }, name),
+        el("span", { class: "stat-value" }, formatValue(name, series.values[0])),
+      );
+      return;
+    }
+    if (node.classList.contains("stat")) {
+      node.className = "chart";
+      node.replaceChildren();
     }
     let x = series.dates.map(localStamp);
     let y = series.values;

@@ -1,21 +1,6 @@
 // distbench dashboard, Runs: the list and the start form. Needs common.js.
 "use strict";
 
-function resultText(run) {
-  const meta = run.job_metadata || {};
-  const result = meta.result;
-  if (run.state === "FAILED" && meta.error) return `failed: ${meta.error}`;
-  if (!result && run.state === "QUEUED") return "queued…";
-  if (!result) return ACTIVE.has(run.state) ? "running…" : "—";
-  if (result.target_reached) {
-    return `${pct(result.target_accuracy)} reached in ${formatDuration(result.time_to_accuracy_s)}`;
-  }
-  if (result.target_accuracy !== undefined && result.target_accuracy !== null) {
-    return `${pct(result.target_accuracy)} not reached`;
-  }
-  return result.state || run.state;
-}
-
 function initRuns() {
   const form = document.getElementById("start-form");
   const errorBox = document.getElementById("form-error");

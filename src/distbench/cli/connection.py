@@ -1,5 +1,9 @@
 """What every client command shares: the server's address and token, one-line errors, and
 the ``key=value`` task options. ``runs`` and ``compare`` both import it; neither imports the other.
+
+The API's messages speak HTTP (headers, ``DELETE /api/runs/N/``), which is right for its
+clients; a CLI user needs the option or command that fixes it, so this module rewrites the
+messages of the errors a CLI user meets from their codes and details.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from distbench.client import Client
-from distbench.errors import DistbenchError
+from distbench.client import Client, ServerUnreachable
+from distbench.errors import DistbenchError, Forbidden, NotFound, RunActive, Unauthenticated
 
 UrlOption = Annotated[
     str,
@@ -38,14 +42,66 @@ def exit_with(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def server_url(url: str) -> str:
+    """The server's address from ``--url``: the demo prints the API's (``.../api/``), and
+    users paste that, so a trailing ``/api`` is the same server."""
+    base = url.rstrip("/")
+    return base.removesuffix("/api") if base.endswith("/api") else base
+
+
+def cli_message(exc: DistbenchError, *, url: str, token: str | None) -> str:
+    """The error's message, with the CLI's way out where the API's names an HTTP one."""
+    if isinstance(exc, Unauthenticated):
+        return (
+            "this server needs its token here: give the token it was started with as "
+            "--token TOKEN or in the DISTBENCH_TOKEN variable"
+        )
+    if isinstance(exc, Forbidden) and token is not None and "token is not valid" in exc.message:
+        return (
+            "the token given (--token or DISTBENCH_TOKEN) is not valid for this server: "
+            "give the one it was started with"
+        )
+    if isinstance(exc, RunActive):
+        return _run_active_message(exc)
+    if isinstance(exc, ServerUnreachable):
+        return (
+            f"{exc.message}. Is it running? Start one with `distbench serve`, or give its "
+            "address with --url or DISTBENCH_URL"
+        )
+    if isinstance(exc, NotFound) and not exc.details:  # a path, not a run, was not found
+        return (
+            f"{exc.message}; is {url} a distbench server's address? --url takes it without "
+            f"the path, e.g. {DEFAULT_URL}"
+        )
+    return exc.message
+
+
+def _run_active_message(exc: RunActive) -> str:
+    active = exc.details.get("active_run_id")
+    if isinstance(active, int):
+        return (
+            f"run {active} is still active: wait for it to end or abort it with "
+            f"`distbench abort {active}` before starting another (or add --queue to start "
+            "this one after it)"
+        )
+    waiting = exc.details.get("queued_run_ids")
+    if isinstance(waiting, list) and waiting:
+        return (
+            f"{len(waiting)} run(s) wait in the queue (first: run {waiting[0]}): add --queue "
+            f"to start this one after them, or abort them with `distbench abort {waiting[0]}`"
+        )
+    return exc.message
+
+
 @contextmanager
 def connected(url: str, token: str | None) -> Iterator[Client]:
     """A client whose errors end the command with their one-line message."""
+    base = server_url(url)
     try:
-        with Client(url, token=token) as client:
+        with Client(base, token=token) as client:
             yield client
     except DistbenchError as exc:
-        raise exit_with(exc.message) from None
+        raise exit_with(cli_message(exc, url=base, token=token)) from None
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from distbench.cli.connection import (
     DEFAULT_URL,
     TokenOption,
     UrlOption,
+    cli_console,
     connected,
     exit_with,
     parse_options,
@@ -159,12 +160,6 @@ def scaling_table(rows: Sequence[Row]) -> Table:
     return table
 
 
-def _console() -> Console:
-    # Piped output (a file, a test) would otherwise be cut to 80 columns and wrap every cell.
-    console = Console()
-    return console if console.is_terminal else Console(width=max(console.width, 140))
-
-
 # -- sweep -----------------------------------------------------------------------------------------
 def sweep(
     benchmark: Annotated[str, typer.Option(help="Benchmark task (see the README)")] = "digits",
@@ -188,7 +183,7 @@ def sweep(
     except ValueError as exc:
         raise exit_with(str(exc), 2) from None
     options = parse_options(option or [])
-    console = _console()
+    console = cli_console()
     from distbench.cli.watch import follow
 
     ended: list[Run] = []
@@ -260,7 +255,7 @@ def compare(
         rows = scaling_rows(runs, metrics)
     except ValueError as exc:
         raise exit_with(str(exc)) from None
-    _console().print(scaling_table(rows))
+    cli_console().print(scaling_table(rows))
     if plot is not None:
         try:
             write_plot(plot, rows, runs, metrics, metric=metric)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from distbench.client import Client, ServerUnreachable
 from distbench.errors import DistbenchError, Forbidden, NotFound, RunActive, Unauthenticated
@@ -33,7 +34,23 @@ TokenOption = Annotated[
         show_default=False,
     ),
 ]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the API's JSON instead of a table (for scripts)")
+]
 DEFAULT_URL = "http://127.0.0.1:8000"
+# Wide enough that no table is cut or wrapped: a pipe has no width, and rich's 80-column
+# default would cut the state to `FINISH…`, so `distbench runs | grep FINISHED` found nothing.
+PIPE_WIDTH = 10_000
+
+
+def cli_console() -> Console:
+    """Rich's console: the terminal's width on a terminal, no cut when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
 
 
 def exit_with(message: str, code: int = 1) -> typer.Exit:

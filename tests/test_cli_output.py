@@ -1,17 +1,18 @@
-"""Output for scripts: piped tables are not cut to 80 columns, and ``--json`` prints the API's
-shapes. The console script runs in a subprocess, so its stdout is a pipe, as in
-``distbench runs | grep``."""
+"""What the CLI prints: for scripts, piped tables are not cut to 80 columns and ``--json`` prints
+the API's shapes; for people, ``serve`` names the dashboard's address first. The console script
+runs in a subprocess, so its stdout is a pipe, as in ``distbench runs | grep``."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
 
 from tests.api.helpers import start_run
-from tests.conftest import RunningServer
-from tests.test_cli import distbench
+from tests.conftest import RunningServer, free_port
+from tests.test_cli import clean_env, command, distbench, wait_for_health
 
 
 def test_piped_runs_keep_whole_cells(tmp_path: Path, server: RunningServer) -> None:
@@ -57,3 +58,22 @@ def test_benchmarks_json_is_the_apis_listing(tmp_path: Path, server: RunningServ
     for task in api_tasks:
         assert by_name[task["name"]]["defaults"] == task["defaults"]
         assert by_name[task["name"]]["options"] == task["options"]
+
+
+def test_serve_prints_the_dashboard_address_first_then_the_apis(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database = f"sqlite:///{tmp_path / 'distbench.db'}"
+    args = ("serve", "--port", str(port), "--database-url", database, "--log-level", "warning")
+    with subprocess.Popen(
+        command(*args), env=clean_env(tmp_path), stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            wait_for_health(f"{url}/api/health", server)
+        finally:
+            server.terminate()
+            output, _ = server.communicate(timeout=30)
+
+    lines = output.splitlines()
+    assert lines[0] == f"dashboard: {url}/", output
+    assert lines[1].startswith(f"API: {url}/api/"), output

@@ -209,6 +209,10 @@ def serve(
         prepare_database(settings)
     except DistbenchError as exc:
         fail(exc.message)
+    from distbench.cli.demo import addresses
+
+    for line in addresses(settings.advertised_url):
+        typer.echo(line)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -16,8 +16,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from distbench.cli.option_errors import GivenOptions, explain, option_problems
 from distbench.client import Client, ServerUnreachable
-from distbench.errors import DistbenchError, Forbidden, NotFound, RunActive, Unauthenticated
+from distbench.errors import (
+    DistbenchError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RunActive,
+    Unauthenticated,
+)
 
 UrlOption = Annotated[
     str,
@@ -111,12 +119,22 @@ def _run_active_message(exc: RunActive) -> str:
 
 
 @contextmanager
-def connected(url: str, token: str | None) -> Iterator[Client]:
-    """A client whose errors end the command with their one-line message."""
+def connected(url: str, token: str | None, given: GivenOptions | None = None) -> Iterator[Client]:
+    """A client whose errors end the command with their one-line message; ``given``, the task
+    and options a run is started with, lets a refusal of its options say how to write them."""
     base = server_url(url)
     try:
         with Client(base, token=token) as client:
-            yield client
+            try:
+                yield client
+            except InvalidInput as exc:
+                problems = option_problems(exc)
+                if given is None or not problems:
+                    raise
+                tasks = {task.name: task for task in client.benchmarks()}
+                if given.task_name not in tasks:
+                    raise
+                raise exit_with(explain(problems, tasks[given.task_name], given), 2) from None
     except DistbenchError as exc:
         raise exit_with(cli_message(exc, url=base, token=token)) from None
 

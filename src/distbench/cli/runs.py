@@ -24,6 +24,7 @@ from distbench.cli.connection import (
     parse_options,
     print_json,
 )
+from distbench.cli.option_errors import GivenOptions
 from distbench.client import Run, RunState
 
 
@@ -93,7 +94,7 @@ def run(
         f", {bandwidth:g} Mbit/s" if bandwidth is not None else ""
     )
     console = Console()
-    with connected(url, token) as client:
+    with connected(url, token, GivenOptions(benchmark, options)) as client:
         started = client.start_run(
             name=label[:100],
             num_workers=workers,

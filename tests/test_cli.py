@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import distbench as distbench_package
 from distbench.store import schema
 from tests.conftest import free_port
 
@@ -69,19 +70,32 @@ def test_db_upgrade_then_current_on_a_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db' / 'distbench.db'}"
     head = schema.head_revision()
 
-    before = distbench(tmp_path, "db", "current", "--database-url", url)
     upgraded = distbench(tmp_path, "db", "upgrade", "--database-url", url)
     again = distbench(tmp_path, "db", "upgrade", "--database-url", url)
     after = distbench(tmp_path, "db", "current", "--database-url", url)
 
-    assert before.returncode == 0, before.stderr
-    assert before.stdout.strip() == f"database: empty; needed: {head}"
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout.strip() == f"database upgraded from empty to {head}"
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"database already at revision {head}"
     assert after.returncode == 0, after.stderr
-    assert after.stdout.strip() == f"database: {head}; needed: {head}"
+    assert after.stdout.strip() == f"database {url}: {head}; needed: {head}"
+
+
+def test_db_current_on_a_missing_file_names_it_and_creates_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'distbench.db'}"
+
+    result = distbench(tmp_path, "db", "current", "--database-url", url)
+
+    assert_one_line_refusal(result, url, "does not exist", "distbench db upgrade")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_version_prints_the_installed_version(tmp_path: Path) -> None:
+    result = distbench(tmp_path, "--version")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"distbench {distbench_package.__version__}"
 
 
 def test_bad_database_url_is_one_line(tmp_path: Path) -> None:

@@ -19,11 +19,16 @@ from distbench.cli.connection import (
     DEFAULT_URL,
     TokenOption,
     UrlOption,
+    cli_console,
     connected,
     exit_with,
     parse_options,
 )
+from distbench.cli.option_errors import GivenOptions
 from distbench.client import Client, Run, RunSeries, RunState, numbers
+
+# The series the last chart draws when --metric is not given.
+DEFAULT_METRIC = "val_accuracy"
 
 
 # -- the scaling table, computed from runs and their series (no I/O) ------------------------------
@@ -159,12 +164,6 @@ def scaling_table(rows: Sequence[Row]) -> Table:
     return table
 
 
-def _console() -> Console:
-    # Piped output (a file, a test) would otherwise be cut to 80 columns and wrap every cell.
-    console = Console()
-    return console if console.is_terminal else Console(width=max(console.width, 140))
-
-
 # -- sweep -----------------------------------------------------------------------------------------
 def sweep(
     benchmark: Annotated[str, typer.Option(help="Benchmark task (see the README)")] = "digits",
@@ -188,11 +187,11 @@ def sweep(
     except ValueError as exc:
         raise exit_with(str(exc), 2) from None
     options = parse_options(option or [])
-    console = _console()
+    console = cli_console()
     from distbench.cli.watch import follow
 
     ended: list[Run] = []
-    with connected(url, token) as client:
+    with connected(url, token, GivenOptions(benchmark, options)) as client:
         label: str | None = None  # the run being started or followed
         try:
             for count in counts:
@@ -245,28 +244,54 @@ def compare(
         Path | None, typer.Option(help="Also write the charts to this PNG file", show_default=False)
     ] = None,
     metric: Annotated[
-        str, typer.Option(help="The series the last chart draws against time")
-    ] = "val_accuracy",
+        str | None,
+        typer.Option(
+            help=f"The series the last chart draws against time [default: {DEFAULT_METRIC}]",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Print the scaling table of existing runs, by worker count; --plot writes the charts."""
+    """Print the scaling table of existing runs of one task, by worker count; --plot writes the
+    charts."""
     if plot is not None and plot.suffix.lower() != ".png":
         raise exit_with(f"--plot {str(plot)!r}: the charts are a PNG, name it e.g. scaling.png", 2)
     with connected(url, token) as client:
         runs = [client.run(run_id) for run_id in dict.fromkeys(run_ids)]
         metrics = {run.id: client.run_metrics(run.id) for run in runs}
+    refuse_mixed_tasks(runs)
+    if metric is not None:
+        refuse_unknown_metric(metric, metrics)
     try:
         rows = scaling_rows(runs, metrics)
     except ValueError as exc:
         raise exit_with(str(exc)) from None
-    _console().print(scaling_table(rows))
+    cli_console().print(scaling_table(rows))
     if plot is not None:
         try:
-            write_plot(plot, rows, runs, metrics, metric=metric)
+            write_plot(plot, rows, runs, metrics, metric=metric or DEFAULT_METRIC)
         except OSError as exc:
             raise exit_with(f"could not write {plot}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {plot}")
+
+
+def refuse_mixed_tasks(runs: Sequence[Run]) -> None:
+    """Speedup across tasks compares unrelated work: one task's runs only."""
+    tasks = {run.benchmark for run in runs}
+    if len(tasks) > 1:
+        listed = ", ".join(f"run {run.id} is {run.benchmark or 'a command'}" for run in runs)
+        raise exit_with(f"compare runs of one task: {listed}", 2)
+
+
+def refuse_unknown_metric(metric: str, metrics: Mapping[int, RunSeries]) -> None:
+    names = sorted({name for series in metrics.values() for name in series})
+    if metric not in names:
+        raise exit_with(
+            f"--metric {metric!r}: these runs have no such series; they have "
+            f"{', '.join(names) or 'none'}",
+            2,
+        )
 
 
 # -- charts ----------------------------------------------------------------------------------------
@@ -298,7 +323,7 @@ def write_plot(
     runs: Sequence[Run],
     metrics: Mapping[int, RunSeries],
     *,
-    metric: str = "val_accuracy",
+    metric: str = DEFAULT_METRIC,
 ) -> None:
     """Four charts in one PNG: speedup against workers (with the ideal), time to accuracy per
     run, compute and communication seconds per run, and ``metric`` against time for every run."""

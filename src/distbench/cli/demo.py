@@ -59,6 +59,11 @@ def start_server(settings: Settings) -> ServerInThread:
     return ServerInThread(server, thread)
 
 
+def addresses(url: str) -> list[str]:
+    """Where a user looks, dashboard first: the API's address alone sent newcomers to JSON."""
+    return [f"dashboard: {url}/", f"API: {url}/api/ (OpenAPI: {url}/openapi.json)"]
+
+
 def run_demo(settings: Settings, *, workers: int, keep_serving: bool, console: Console) -> int:
     """Returns the exit status: 0 when the run finished with its target reached."""
     if not port_is_free(settings.host, settings.port):
@@ -67,7 +72,8 @@ def run_demo(settings: Settings, *, workers: int, keep_serving: bool, console: C
     console.print(f"database: {settings.database_url}")
     running = start_server(settings)
     url = settings.advertised_url
-    console.print(f"server: {url}/api/ (OpenAPI: {url}/openapi.json)")
+    for line in addresses(url):
+        console.print(line)
     cap = DEMO_BANDWIDTH_MBIT if namespaces_available() is None else None
     try:
         with Client(
@@ -94,7 +100,7 @@ def run_demo(settings: Settings, *, workers: int, keep_serving: bool, console: C
             f"pods: {url}/api/metrics/   logs: {url}/api/runs/{run.id}/logs"
         )
         if keep_serving:
-            console.print(f"serving at {url} — press Ctrl+C to stop")
+            console.print(f"serving the dashboard at {url}/ — press Ctrl+C to stop")
             try:
                 while running.thread.is_alive():
                     time.sleep(0.5)

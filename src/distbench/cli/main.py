@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
+from distbench import __version__
 from distbench.cli import compare, runs
 from distbench.cli.connection import exit_with
 from distbench.errors import DistbenchError
@@ -36,6 +38,24 @@ DatabaseUrlOption = Annotated[
 
 def fail(message: str, code: int = 1) -> NoReturn:
     raise exit_with(message, code)
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"distbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Benchmark distributed machine-learning training."""
 
 
 def build_settings(**given: Any) -> Settings:
@@ -189,6 +209,10 @@ def serve(
         prepare_database(settings)
     except DistbenchError as exc:
         fail(exc.message)
+    from distbench.cli.demo import addresses
+
+    for line in addresses(settings.advertised_url):
+        typer.echo(line)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -253,19 +277,28 @@ def db_upgrade(database_url: DatabaseUrlOption = None) -> None:
 
 @db_app.command("current")
 def db_current(database_url: DatabaseUrlOption = None) -> None:
-    """Show the database's schema revision and the one this distbench needs."""
+    """Show which database this reads, its schema revision and the one this distbench needs."""
+    from sqlalchemy.engine import make_url
+
     from distbench.store import schema
-    from distbench.store.engine import create_engine
+    from distbench.store.engine import create_engine, is_sqlite
 
     settings = build_settings(database_url=database_url)
+    url = make_url(settings.database_url)
+    shown = url.render_as_string(hide_password=True)
+    sqlite_file = url.database if is_sqlite(settings.database_url) else None
+    # Opening a SQLite file creates it (and create_engine its folder): a look at a mistyped
+    # path would leave an empty database behind and report it as merely "empty".
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).exists():
+        fail(f"database {shown} does not exist (`distbench db upgrade` creates it)")
     engine = create_engine(settings.database_url)
     try:
         current = schema.current_revision(engine)
     except Exception as exc:
-        fail(f"could not read {engine.url.render_as_string(hide_password=True)}: {exc}")
+        fail(f"could not read {shown}: {exc}")
     finally:
         engine.dispose()
-    typer.echo(f"database: {current or 'empty'}; needed: {schema.head_revision()}")
+    typer.echo(f"database {shown}: {current or 'empty'}; needed: {schema.head_revision()}")
 
 
 # The client commands, in the order `distbench --help` lists them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -9,17 +10,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from distbench.cli.connection import (
     DEFAULT_URL,
+    JsonOption,
     TokenOption,
     UrlOption,
+    cli_console,
     connected,
     exit_with,
     parse_options,
+    print_json,
 )
+from distbench.cli.option_errors import GivenOptions
 from distbench.client import Run, RunState
 
 
@@ -88,8 +92,8 @@ def run(
     label = name or f"{what} x{workers}, {cpus:g} CPU" + (
         f", {bandwidth:g} Mbit/s" if bandwidth is not None else ""
     )
-    console = Console()
-    with connected(url, token) as client:
+    console = cli_console()
+    with connected(url, token, GivenOptions(benchmark, options)) as client:
         started = client.start_run(
             name=label[:100],
             num_workers=workers,
@@ -120,19 +124,29 @@ def run(
         raise typer.Exit(1)
 
 
-def list_benchmarks(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+def list_benchmarks(
+    as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
+) -> None:
     """List the tasks a run can name, their options and the package each comes from."""
     from distbench.cli.benchmarks import print_benchmarks
 
     with connected(url, token) as client:
         tasks = client.benchmarks()
-    print_benchmarks(tasks, Console())
+    if as_json:
+        print_json([dataclasses.asdict(task) for task in tasks])
+        return
+    print_benchmarks(tasks, cli_console())
 
 
-def runs(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+def runs(
+    as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
+) -> None:
     """List runs, newest first."""
     with connected(url, token) as client:
         all_runs = client.runs()
+    if as_json:
+        print_json([item.raw for item in all_runs])
+        return
     if not all_runs:
         typer.echo("no runs yet — start one with `distbench run --wait`")
         return
@@ -161,7 +175,7 @@ def runs(url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
             item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             _duration(item),
         )
-    Console().print(table)
+    cli_console().print(table)
 
 
 def _duration(item: Run) -> str:
@@ -172,6 +186,7 @@ def _duration(item: Run) -> str:
 
 def show(
     run_id: Annotated[int, typer.Argument(help="The run's id")],
+    as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
@@ -181,7 +196,10 @@ def show(
 
     with connected(url, token) as client:
         item = client.run(run_id)
-        console = Console()
+        if as_json:
+            print_json(item.raw)
+            return
+        console = cli_console()
         print_result(client, item, console)
         console.print(f"options: {json.dumps(item.options, sort_keys=True)}")
 

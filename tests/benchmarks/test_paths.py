@@ -122,7 +122,7 @@ def test_the_default_root_is_in_the_data_dir_and_can_be_set(tmp_path: Path) -> N
 def test_the_cli_passes_data_root_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from distbench import cli
+    from distbench.cli import main as cli
 
     seen: dict[str, Any] = {}
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from distbench.store.records import NewRun, RunRecord
+from distbench.worker.env import WorkerEnv
 
 PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 # How much of a failed worker's output a run's ``job_metadata`` keeps.
@@ -17,6 +19,26 @@ LOG_TAIL_LINES = 30
 def default_dist_backend(*, gpu: bool) -> str:
     """The torch.distributed backend of a run that names none: nccl on GPUs, else gloo."""
     return "nccl" if gpu else "gloo"
+
+
+def run_worker_env(run: RunRecord, **placement: Any) -> WorkerEnv:
+    """A worker's environment from what its run says (size, task, limits, device); each backend
+    adds ``placement``: where the worker sits and how it meets the others and the server."""
+    return WorkerEnv(
+        world_size=run.num_workers,
+        dist_backend=run.backend,
+        run_id=run.id,
+        benchmark=run.benchmark,
+        options=run.options,
+        num_cpus=run.num_cpus,
+        device="cuda" if run.gpu else "cpu",
+        **placement,
+    )
+
+
+def torch_threads(run: RunRecord) -> str:
+    """``OMP_NUM_THREADS`` for a worker: one thread per core it may use, at least one."""
+    return str(max(1, math.ceil(run.num_cpus)))
 
 
 def dist_backends(*, gpu: bool) -> tuple[str, ...]:

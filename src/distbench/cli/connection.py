@@ -70,8 +70,7 @@ def exit_with(message: str, code: int = 1) -> typer.Exit:
 def server_url(url: str) -> str:
     """The server's address from ``--url``: the demo prints the API's (``.../api/``), and
     users paste that, so a trailing ``/api`` is the same server."""
-    base = url.rstrip("/")
-    return base.removesuffix("/api") if base.endswith("/api") else base
+    return url.rstrip("/").removesuffix("/api")
 
 
 def cli_message(exc: DistbenchError, *, url: str, token: str | None) -> str:

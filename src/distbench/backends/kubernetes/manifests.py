@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distbench.backends import placeholders
+from distbench.backends.base import run_worker_env, torch_threads
 from distbench.store.records import RunRecord
-from distbench.worker.env import WorkerEnv, WorkerVar
+from distbench.worker.env import WorkerVar
 from distbench.worker.status import StatusFile, status_file_name
 
 APP_LABELS = {"app": "distbench", "component": "worker"}
@@ -253,23 +254,17 @@ def _environment(
 ) -> list[dict[str, Any]]:
     """torchrun's variables and distbench's, as the local backend gives them; RANK and the pod
     name come from the downward API, the token from the run's Secret."""
-    worker = WorkerEnv(
+    # The device plugin exposes the pod's one GPU as device 0, which the run's device names.
+    worker = run_worker_env(
+        run,
         rank=0,  # (each pod's own comes from the downward API, below)
-        world_size=run.num_workers,
         # One worker per pod: each is the only (local rank 0) process on its "node".
         local_rank=0,
         master_addr=master_addr(job, template.namespace),
         master_port=RENDEZVOUS_PORT,
-        dist_backend=run.backend,
-        run_id=run.id,
         server_url=template.server_url,
-        benchmark=run.benchmark,
-        options=run.options,
-        num_cpus=run.num_cpus,
         # Only distbench's worker writes the ready file; a custom command is joined once it runs.
         status_dir=Path(STATUS_DIR) if run.command is None else None,
-        # The device plugin exposes the pod's one GPU as device 0.
-        device="cuda" if run.gpu else "cpu",
     )
     per_pod: dict[str, dict[str, Any]] = {
         WorkerVar.RANK: _field(f"metadata.annotations['{COMPLETION_INDEX}']"),
@@ -280,7 +275,7 @@ def _environment(
     plain = {name: value for name, value in worker.to_environ().items() if name not in per_pod}
     plain.update(
         LOCAL_WORLD_SIZE="1",
-        OMP_NUM_THREADS=str(max(1, math.ceil(run.num_cpus))),
+        OMP_NUM_THREADS=torch_threads(run),
         PYTHONUNBUFFERED="1",
     )
     return [

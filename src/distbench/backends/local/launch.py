@@ -5,19 +5,18 @@ instruction."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.backends import placeholders
+from distbench.backends.base import run_worker_env, torch_threads
 from distbench.backends.local.limits import cpu, network
 from distbench.backends.local.warm_launcher import LauncherUnavailable, WarmLauncher
 from distbench.errors import InvalidInput
 from distbench.settings import without_server_settings
 from distbench.store.records import RunRecord
-from distbench.worker.env import WorkerEnv
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +56,17 @@ def worker_env(
     """torchrun's variables and distbench's, on top of the server's environment (less its own
     DISTBENCH_ settings, which are not the worker's business)."""
     task = run.command is None
-    worker = WorkerEnv(
+    worker = run_worker_env(
+        run,
         rank=rank,
-        world_size=run.num_workers,
         local_rank=rank,
         master_addr=meeting.master_addr,
         master_port=meeting.master_port,
-        dist_backend=run.backend,
-        run_id=run.id,
         pod_name=pod_name,
         server_url=meeting.server_url,
         server_socket=meeting.server_socket,
         token=meeting.run_token,
-        benchmark=run.benchmark,
-        options=run.options,
-        num_cpus=run.num_cpus,
         status_dir=Path(meeting.status_dir),
-        device="cuda" if run.gpu else "cpu",
         data_root=Path(meeting.data_root) if task and meeting.data_root is not None else None,
     )
     env = {
@@ -81,7 +74,7 @@ def worker_env(
         **worker.to_environ(),
         "LOCAL_WORLD_SIZE": str(run.num_workers),
         "GLOO_SOCKET_IFNAME": network.IFNAME if namespaced else "lo",
-        "OMP_NUM_THREADS": str(max(1, math.ceil(run.num_cpus))),
+        "OMP_NUM_THREADS": torch_threads(run),
         "PYTHONUNBUFFERED": "1",
     }
     if run.gpu:
